@@ -1,0 +1,40 @@
+# Chronicle: `make run` and `make test` are all a new machine needs (see README.md).
+SHELL := /bin/bash
+DEV := eventstore/dev
+ENV := eval "$$($(DEV)/env.sh)"
+# CI builds one configuration: tests and bench use debug, `make run` serves a release build.
+SWIFT_TEST_FLAGS ?=
+
+.PHONY: run test bench bootstrap stop build build-release migrate clean-data
+
+bootstrap:
+	@$(DEV)/start.sh
+
+build:
+	swift build --build-tests
+
+build-release:
+	swift build -c release --product chronicle
+
+migrate: bootstrap
+	@$(ENV); swift run chronicle migrate
+
+run: bootstrap build-release
+	@$(ENV); .build/release/chronicle migrate && \
+	  echo "chronicle: serving on http://$${CHRONICLE_HOST:-127.0.0.1}:$${CHRONICLE_PORT:-8080} (Ctrl-C stops)" && \
+	  exec .build/release/chronicle serve
+
+# Every tier, against the real servers that bootstrap started.
+test: bootstrap build
+	@$(ENV); swift test --skip-build --parallel $(SWIFT_TEST_FLAGS) 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
+
+bench: bootstrap
+	swift build -c release --product chronicle
+	@$(ENV); .build/release/chronicle bench
+
+stop:
+	@$(DEV)/stop.sh
+
+# Stops the servers and deletes their data.
+clean-data: stop
+	rm -rf .chronicle

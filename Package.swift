@@ -1,0 +1,99 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layers, per shared/ARCHITECTURE.md. Events and Commands are the domain: Foundation (and, for
+// name-based ids, swift-crypto) only. Adapters is the only target that touches PostgresNIO,
+// hiredis, rabbitmq-c or libseccomp.
+let package = Package(
+    name: "chronicle",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "chronicle", targets: ["chronicle"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.25.0"),
+    ],
+    targets: [
+        // System libraries: wired now so every build proves they are installed and link.
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+
+        .target(name: "Events"),
+        .target(
+            name: "Commands",
+            dependencies: [
+                "Events",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "Projections",
+            dependencies: [
+                "Events", "Commands",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "Adapters",
+            dependencies: [
+                "Events", "Commands", "Projections",
+                "CHiredis", "CRabbitMQ", "CSeccomp",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        .target(
+            name: "API",
+            dependencies: [
+                "Events", "Commands", "Projections", "Adapters",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("openapi.yaml")]
+        ),
+        .executableTarget(
+            name: "chronicle",
+            dependencies: [
+                "Events", "Commands", "Projections", "Adapters", "API",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
+        .testTarget(name: "EventsTests", dependencies: ["Events"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CommandsTests", dependencies: ["Events", "Commands"]),
+        .testTarget(name: "ProjectionsTests", dependencies: ["Events", "Commands", "Projections"]),
+        .testTarget(
+            name: "APITests",
+            dependencies: [
+                "API", "Adapters",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "Events", "Commands", "Projections", "Adapters", "API",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,203 @@
+import Commands
+import Events
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The event store on PostgreSQL (schema in eventstore/migrations, explained in eventstore/README.md).
+///
+/// An append is one INSERT … SELECT FROM unnest(…) guarded by the stream's current version, so a
+/// command's events go in together or not at all in one round trip. The unique constraints settle
+/// races: two writers at the same version cannot both insert version n + 1, and an event id stored
+/// before marks a repeated command.
+public struct PostgresEventStore: EventStore {
+    public let client: PostgresClient
+    public let logger: Logger
+    /// Wakes in-process readers at once after a local append; other processes hear NOTIFY.
+    public let signal: AppendSignal
+
+    public init(client: PostgresClient, logger: Logger, signal: AppendSignal = AppendSignal()) {
+        self.client = client
+        self.logger = logger
+        self.signal = signal
+    }
+
+    static let columns = columns(of: "events")
+
+    /// The select list `fetch` decodes, qualified by a table name or alias.
+    static func columns(of table: String) -> String {
+        ["global_position", "stream_id", "stream_version", "event_id", "event_type", "schema_version",
+         "data::text", "metadata::text", "recorded_at", "transaction_id::text"]
+            .map { "\(table).\($0)" }.joined(separator: ", ")
+    }
+
+    public func append(to streamID: String, expected: ExpectedVersion, events: [NewEvent]) async throws -> AppendResult {
+        precondition(!events.isEmpty, "append needs at least one event")
+        let metadata = try events.map { String(decoding: try EventCoding.encode($0.metadata), as: UTF8.self) }
+        let (exact, mustExist): (Int64?, Bool) =
+            switch expected {
+            case .any: (nil, false)
+            case .noStream: (0, false)
+            case .streamExists: (nil, true)
+            case .exact(let version): (version, false)
+            }
+        let query: PostgresQuery = """
+            INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata)
+            SELECT \(streamID), head.version + t.ord, t.id, t.type, t.version, t.data::jsonb, t.meta::jsonb
+            FROM (SELECT COALESCE(max(stream_version), 0) AS version FROM events WHERE stream_id = \(streamID)) AS head,
+                 unnest(\(events.map(\.eventID)), \(events.map(\.eventType)), \(events.map { Int32($0.schemaVersion) }),
+                        \(events.map { String(decoding: $0.data, as: UTF8.self) }), \(metadata))
+                   WITH ORDINALITY AS t(id, type, version, data, meta, ord)
+            WHERE (\(exact)::bigint IS NULL OR head.version = \(exact)::bigint)
+              AND (NOT \(mustExist) OR head.version > 0)
+            ORDER BY t.ord
+            RETURNING global_position, stream_version, transaction_id::text
+            """
+        var written: [(position: Int64, version: Int64, transaction: String)] = []
+        do {
+            for try await row in try await client.query(query, logger: logger).decode((Int64, Int64, String).self) {
+                written.append(row)
+            }
+        } catch where PostgresErrors.sqlState(error) == PostgresErrors.uniqueViolation {
+            // Another writer took the version, or this command was stored before.
+            return try await resolveRejected(streamID: streamID, expected: expected, events: events)
+        } catch {
+            throw unavailable(error)
+        }
+        guard written.count == events.count else {
+            return try await resolveRejected(streamID: streamID, expected: expected, events: events)
+        }
+        written.sort { $0.version < $1.version }
+        signal.signal()
+        let last = written[written.count - 1]
+        return AppendResult(
+            streamID: streamID, streamVersion: last.version,
+            checkpoint: Checkpoint(transactionID: UInt64(last.transaction) ?? 0, position: last.position),
+            positions: written.map(\.position), duplicate: false)
+    }
+
+    /// An append that inserted nothing: either a repeated command (all ids stored before) or a
+    /// version conflict.
+    private func resolveRejected(streamID: String, expected: ExpectedVersion, events: [NewEvent]) async throws -> AppendResult {
+        let ids = events.map(\.eventID)
+        let stored = try await fetch(
+            "SELECT \(unescaped: Self.columns) FROM events WHERE event_id = ANY(\(ids)) ORDER BY global_position")
+        if stored.isEmpty {
+            let actual = try await streamVersion(streamID)
+            throw EventStoreError.versionConflict(streamID: streamID, expected: expected, actual: actual)
+        }
+        guard stored.count == ids.count, stored.allSatisfy({ $0.streamID == streamID }) else {
+            throw EventStoreError.idempotencyMismatch(streamID: streamID)
+        }
+        return Self.result(of: stored, duplicate: true)
+    }
+
+    public func readStream(_ streamID: String, from version: Int64, direction: ReadDirection, limit: Int) async throws -> [RecordedEvent] {
+        switch direction {
+        case .forward:
+            try await fetch("""
+                SELECT \(unescaped: Self.columns) FROM events
+                WHERE stream_id = \(streamID) AND stream_version >= \(version)
+                ORDER BY stream_version LIMIT \(Int64(limit))
+                """)
+        case .backward:
+            try await fetch("""
+                SELECT \(unescaped: Self.columns) FROM events
+                WHERE stream_id = \(streamID) AND stream_version <= \(version)
+                ORDER BY stream_version DESC LIMIT \(Int64(limit))
+                """)
+        }
+    }
+
+    public func readAll(after checkpoint: Checkpoint, limit: Int) async throws -> [RecordedEvent] {
+        // Only transactions older than every open one: their events can no longer be overtaken.
+        try await fetch("""
+            SELECT \(unescaped: Self.columns) FROM events
+            WHERE (transaction_id, global_position) > (\(String(checkpoint.transactionID))::xid8, \(checkpoint.position))
+              AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+            ORDER BY transaction_id, global_position
+            LIMIT \(Int64(limit))
+            """)
+    }
+
+    /// Whether committed events wait behind a transaction that is still open: the reader is held
+    /// back. Cheap: one probe of the safe-order index.
+    public func heldBack(after checkpoint: Checkpoint) async throws -> Bool {
+        let rows = try await client.query("""
+            SELECT EXISTS (SELECT 1 FROM events
+              WHERE (transaction_id, global_position) > (\(String(checkpoint.transactionID))::xid8, \(checkpoint.position))
+                AND transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))
+            """, logger: logger)
+        for try await held in rows.decode(Bool.self) { return held }
+        return false
+    }
+
+    public func priorAppend(firstEventID: UUID) async throws -> AppendResult? {
+        // All events of one command share its append's transaction and its command id.
+        let events = try await fetch("""
+            WITH first AS (SELECT stream_id, transaction_id, metadata->>'command_id' AS command_id
+                           FROM events WHERE event_id = \(firstEventID))
+            SELECT \(unescaped: Self.columns(of: "e")) FROM events e JOIN first f
+              ON e.stream_id = f.stream_id AND e.transaction_id = f.transaction_id
+             AND e.metadata->>'command_id' IS NOT DISTINCT FROM f.command_id
+            ORDER BY e.global_position
+            """)
+        return events.isEmpty ? nil : Self.result(of: events, duplicate: true)
+    }
+
+    public func streamVersion(_ streamID: String) async throws -> Int64 {
+        do {
+            let rows = try await client.query(
+                "SELECT COALESCE(max(stream_version), 0) FROM events WHERE stream_id = \(streamID)", logger: logger)
+            for try await version in rows.decode(Int64.self) { return version }
+            return 0
+        } catch {
+            throw unavailable(error)
+        }
+    }
+
+    /// The checkpoint of the newest readable event; `.start` for an empty store.
+    public func head() async throws -> Checkpoint {
+        let rows = try await fetch("""
+            SELECT \(unescaped: Self.columns) FROM events
+            WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+            ORDER BY transaction_id DESC, global_position DESC LIMIT 1
+            """)
+        return rows.first?.checkpoint ?? .start
+    }
+
+    private func fetch(_ query: PostgresQuery) async throws -> [RecordedEvent] {
+        do {
+            var events: [RecordedEvent] = []
+            let rows = try await client.query(query, logger: logger)
+            for try await (position, stream, version, id, type, schema, data, metadata, recordedAt, transaction) in rows.decode(
+                (Int64, String, Int64, UUID, String, Int32, String, String, Date, String).self)
+            {
+                events.append(RecordedEvent(
+                    streamID: stream, streamVersion: version,
+                    checkpoint: Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position),
+                    eventID: id, eventType: type, schemaVersion: Int(schema), data: Data(data.utf8),
+                    metadata: (try? EventCoding.decode(EventMetadata.self, from: Data(metadata.utf8))) ?? EventMetadata(),
+                    recordedAt: recordedAt))
+            }
+            return events
+        } catch {
+            throw unavailable(error)
+        }
+    }
+
+    private static func result(of events: [RecordedEvent], duplicate: Bool) -> AppendResult {
+        AppendResult(
+            streamID: events[0].streamID, streamVersion: events[events.count - 1].streamVersion,
+            checkpoint: events[events.count - 1].checkpoint, positions: events.map(\.position), duplicate: duplicate)
+    }
+
+    private func unavailable(_ error: any Error) -> any Error {
+        if error is EventStoreError { return error }
+        if PostgresErrors.sqlState(error) == "42P01" {
+            return EventStoreError.unavailable("the database has no event store schema; run 'chronicle migrate'")
+        }
+        logger.error("event store query failed", metadata: ["error": "\(String(reflecting: error))"])
+        return EventStoreError.unavailable(PostgresErrors.summary(error))
+    }
+}

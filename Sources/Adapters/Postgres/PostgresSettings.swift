@@ -1,0 +1,65 @@
+import Foundation
+import PostgresNIO
+
+/// Connection settings parsed from a `postgres://user:password@host:port/database` URL
+/// (`CHRONICLE_POSTGRES_URL`). Only `sslmode=disable|prefer|require` is read from the query.
+public struct PostgresSettings: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    public var username: String
+    public var password: String?
+    public var database: String
+    public var tls: TLSMode
+    public var maxConnections: Int
+
+    public enum TLSMode: String, Sendable { case disable, prefer, require }
+
+    public init(url: String, maxConnections: Int = 20) throws {
+        guard let components = URLComponents(string: url),
+            ["postgres", "postgresql"].contains(components.scheme ?? ""),
+            let host = components.host, !host.isEmpty
+        else { throw ConfigurationError("CHRONICLE_POSTGRES_URL is not a postgres:// URL") }
+        self.host = host
+        self.port = components.port ?? 5432
+        self.username = components.user ?? "postgres"
+        self.password = components.password
+        let path = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        self.database = path.isEmpty ? username : path
+        let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "disable"
+        guard let tls = TLSMode(rawValue: mode) else {
+            throw ConfigurationError("sslmode must be disable, prefer or require")
+        }
+        self.tls = tls
+        self.maxConnections = maxConnections
+    }
+
+    /// The same server, another database: for tests that each create their own.
+    public func with(database: String) -> PostgresSettings {
+        var copy = self
+        copy.database = database
+        return copy
+    }
+
+    public var clientConfiguration: PostgresClient.Configuration {
+        let tlsConfig: PostgresClient.Configuration.TLS =
+            switch tls {
+            case .disable: .disable
+            case .prefer: .prefer(.makeClientConfiguration())
+            case .require: .require(.makeClientConfiguration())
+            }
+        var config = PostgresClient.Configuration(
+            host: host, port: port, username: username, password: password, database: database, tls: tlsConfig)
+        config.options.maximumConnections = maxConnections
+        config.options.connectTimeout = .seconds(5)
+        return config
+    }
+
+    /// The URL without its password, for logs and errors.
+    public var redacted: String { "postgres://\(username)@\(host):\(port)/\(database)" }
+}
+
+/// A setting is missing or malformed. The message names the setting and never echoes a secret.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,25 @@
+/// A broken invariant: the command was understood and refused. The API answers 4xx with
+/// `code` and `message`, both safe to show.
+public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        /// The input is malformed or out of range (422).
+        case invalid
+        /// The target does not exist, or the caller may not know it does (404).
+        case notFound
+        /// The state forbids the command, e.g. a deleted agent (409).
+        case conflict
+    }
+
+    public let kind: Kind
+    /// Stable and machine-readable, e.g. `agent.deleted`.
+    public let code: String
+    public let message: String
+
+    public init(_ kind: Kind, code: String, _ message: String) {
+        self.kind = kind
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}

@@ -1,0 +1,141 @@
+import Foundation
+
+/// Settings that choose and tune the model an agent runs on.
+public struct AgentModelSettings: Codable, Sendable, Equatable {
+    public var model: String
+    /// 0 to 2.
+    public var temperature: Double
+    /// Greater than 0.
+    public var maxTokens: Int
+
+    public init(model: String, temperature: Double, maxTokens: Int) {
+        self.model = model
+        self.temperature = temperature
+        self.maxTokens = maxTokens
+    }
+}
+
+/// An agent was created by its owner.
+///
+/// Version 2 groups the model settings. Version 1 (the seed's flat shape: `model`,
+/// `temperature` and `max_tokens` beside `name`) is upcast on read.
+public struct AgentCreated: DomainEvent {
+    public static let eventType = "AgentCreated"
+    public static let schemaVersion = 2
+
+    public var agentID: UUID
+    public var ownerID: String
+    public var name: String
+    public var instructions: String
+    public var settings: AgentModelSettings
+    public var plugins: [String]
+    public var createdAt: Date
+
+    public init(
+        agentID: UUID, ownerID: String, name: String, instructions: String, settings: AgentModelSettings,
+        plugins: [String], createdAt: Date
+    ) {
+        self.agentID = agentID
+        self.ownerID = ownerID
+        self.name = name
+        self.instructions = instructions
+        self.settings = settings
+        self.plugins = plugins
+        self.createdAt = createdAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case agentID = "agentId"
+        case ownerID = "ownerId"
+        case name, instructions, settings, plugins, createdAt
+    }
+
+    /// v1 → v2: moves the flat model fields into `settings`, with the seed's defaults for any
+    /// that v1 left out.
+    static let upcastV1: EventRegistry.Upcaster = { v1 in
+        guard case .object(var members) = v1 else {
+            throw EventDecodingError.malformed(type: eventType, version: 1, reason: "not an object")
+        }
+        let settings: [String: JSONValue] = [
+            "model": members.removeValue(forKey: "model") ?? .string("gpt-4"),
+            "temperature": members.removeValue(forKey: "temperature") ?? .number(0.7),
+            "max_tokens": members.removeValue(forKey: "max_tokens") ?? .number(2000),
+        ]
+        members["settings"] = .object(settings)
+        if members["plugins"] == nil { members["plugins"] = .array([]) }
+        return .object(members)
+    }
+}
+
+/// The agent's instructions were replaced.
+public struct AgentInstructionsChanged: DomainEvent {
+    public static let eventType = "AgentInstructionsChanged"
+
+    public var agentID: UUID
+    public var instructions: String
+    public var changedAt: Date
+
+    public init(agentID: UUID, instructions: String, changedAt: Date) {
+        self.agentID = agentID
+        self.instructions = instructions
+        self.changedAt = changedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case agentID = "agentId"
+        case instructions, changedAt
+    }
+}
+
+/// The agent was deleted; it accepts no further commands.
+public struct AgentDeleted: DomainEvent {
+    public static let eventType = "AgentDeleted"
+
+    public var agentID: UUID
+    public var deletedAt: Date
+
+    public init(agentID: UUID, deletedAt: Date) {
+        self.agentID = agentID
+        self.deletedAt = deletedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case agentID = "agentId"
+        case deletedAt
+    }
+}
+
+/// The events of the Agent aggregate.
+public enum AgentEvent: EventFamily, Equatable {
+    case created(AgentCreated)
+    case instructionsChanged(AgentInstructionsChanged)
+    case deleted(AgentDeleted)
+
+    public var payload: any DomainEvent {
+        switch self {
+        case .created(let event): event
+        case .instructionsChanged(let event): event
+        case .deleted(let event): event
+        }
+    }
+
+    public init?(payload: any DomainEvent) {
+        switch payload {
+        case let event as AgentCreated: self = .created(event)
+        case let event as AgentInstructionsChanged: self = .instructionsChanged(event)
+        case let event as AgentDeleted: self = .deleted(event)
+        default: return nil
+        }
+    }
+}
+
+extension EventRegistry {
+    /// The Agents module's stored event types.
+    public static let agents: EventRegistry = {
+        var registry = EventRegistry()
+        registry.register(AgentCreated.self, upcasters: [1: AgentCreated.upcastV1])
+        registry.register(AgentInstructionsChanged.self)
+        registry.register(AgentDeleted.self)
+        return registry
+    }()
+}

@@ -1,0 +1,68 @@
+import Commands
+import Events
+import Foundation
+import Logging
+import Metrics
+
+/// Follows the global log from a checkpoint: reads in batches in checkpoint order, and when caught
+/// up waits for an append signal or the poll interval, whichever comes first. The store's safe
+/// read order is what makes it never skip and never repeat; the follower only ever moves its
+/// checkpoint to the last event it handed over.
+public struct EventFollower: Sendable {
+    public let store: any EventStore
+    public let signal: AppendSignal
+    public let batchSize: Int
+    public let pollInterval: Duration
+    let heldBackSeconds: Metrics.Timer
+    let logger: Logger
+
+    public init(
+        store: any EventStore, signal: AppendSignal, batchSize: Int = 500, pollInterval: Duration = .milliseconds(500),
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance, logger: Logger = Logger(label: "chronicle.follower")
+    ) {
+        self.store = store
+        self.signal = signal
+        self.batchSize = batchSize
+        self.pollInterval = pollInterval
+        self.heldBackSeconds = Metrics.Timer(
+            label: "chronicle_eventstore_reader_held_back_seconds", dimensions: [], preferredDisplayUnit: .seconds,
+            factory: metrics)
+        self.logger = logger
+    }
+
+    /// Hands each non-empty batch to `handle` until cancelled or `handle` throws. A batch is never
+    /// handed over twice, and the next read starts after its last event.
+    public func follow(
+        from start: Checkpoint, _ handle: @Sendable ([RecordedEvent]) async throws -> Void
+    ) async throws {
+        var checkpoint = start
+        var heldSince: ContinuousClock.Instant?
+        while !Task.isCancelled {
+            let generation = signal.generation
+            let batch = try await store.readAll(after: checkpoint, limit: batchSize)
+            if let last = batch.last {
+                try await handle(batch)
+                checkpoint = last.checkpoint
+                if batch.count == batchSize { continue }
+            }
+            if let probe = store as? any HoldBackProbe, (try? await probe.heldBack(after: checkpoint)) == true {
+                // Committed events wait behind an open transaction: poll briefly until it ends.
+                if heldSince == nil { heldSince = .now }
+                try await Task.sleep(for: .milliseconds(20))
+                continue
+            }
+            if let since = heldSince {
+                heldBackSeconds.recordInterval(since.duration(to: .now))
+                heldSince = nil
+            }
+            await signal.wait(after: generation, timeout: pollInterval)
+        }
+    }
+}
+
+extension Metrics.Timer {
+    func recordInterval(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

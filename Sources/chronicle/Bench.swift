@@ -1,0 +1,83 @@
+import Adapters
+import ArgumentParser
+import Commands
+import Events
+import Foundation
+
+/// `make bench`: measured figures, one JSON object per line. Runs in its own throwaway database on
+/// the configured server and drops it after. Every line carries the machine's load and the
+/// server's durability settings, so figures are never read without their conditions.
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the benchmarks and print JSON lines.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "Seconds per scenario") var seconds: Double = 5
+
+    @Option(name: .customLong("migrations-dir")) var migrationsDir: String?
+
+    func validate() throws {
+        guard seconds > 0, seconds <= 300 else { throw ValidationError("--seconds must be in (0, 300]") }
+    }
+
+    func run() async throws {
+        let logger = try connection.logger("chronicle.bench", default: .critical)
+        let base = try connection.postgres()
+        let migrator = try locateMigrator(migrationsDir)
+        let name = "chronicle_bench_\(ProcessInfo.processInfo.processIdentifier)"
+        try await ChronicleDatabase.withRunning(base, logger: logger) { admin in
+            try await admin.dropDatabase(name)
+            try await admin.createDatabase(name)
+            do {
+                try await ChronicleDatabase.withRunning(base.with(database: name), logger: logger) { database in
+                    try await database.migrate(migrator)
+                    let report = BenchReport(durability: try await database.durabilitySettings())
+                    try await EventStoreBenchmark(database: database, duration: .milliseconds(Int64(seconds * 1000)), report: report).run()
+                }
+            } catch {
+                try? await admin.dropDatabase(name)
+                throw error
+            }
+            try await admin.dropDatabase(name)
+        }
+    }
+}
+
+/// Prints figures with their conditions.
+struct BenchReport: Sendable {
+    let durability: [String: String]
+
+    func emit(_ metric: String, _ value: Double, unit: String, _ extra: [String: JSONValue] = [:]) {
+        var fields: [String: JSONValue] = [
+            "metric": .string(metric), "value": .number((value * 100).rounded() / 100), "unit": .string(unit),
+            "load_1m": .number(Self.loadAverage()), "cores": .number(Double(ProcessInfo.processInfo.activeProcessorCount)),
+        ]
+        for (key, value) in durability { fields["pg_\(key)"] = .string(value) }
+        for (key, value) in extra { fields[key] = value }
+        let line = (try? EventCoding.encode(JSONValue.object(fields))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+
+    static func loadAverage() -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8),
+            let first = text.split(separator: " ").first, let value = Double(first)
+        else { return -1 }
+        return value
+    }
+}
+
+/// Latency samples in nanoseconds.
+struct Latencies {
+    var samples: [UInt64] = []
+
+    mutating func add(_ duration: Duration) {
+        samples.append(UInt64(duration.components.seconds) * 1_000_000_000 + UInt64(duration.components.attoseconds / 1_000_000_000))
+    }
+
+    func percentileMs(_ p: Double) -> Double {
+        guard !samples.isEmpty else { return 0 }
+        let sorted = samples.sorted()
+        let index = min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)
+        return Double(sorted[max(0, index)]) / 1_000_000
+    }
+}

@@ -1,0 +1,61 @@
+import API
+import Adapters
+import ArgumentParser
+import Foundation
+import Logging
+import Metrics
+import Prometheus
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the API (and, as later modules arrive, projectors, relay and workers). Stops gracefully on SIGTERM.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "Address to listen on (default: $CHRONICLE_HOST or 127.0.0.1)")
+    var host: String?
+
+    @Option(help: "Port to listen on (default: $CHRONICLE_PORT or 8080)")
+    var port: Int?
+
+    @Option(name: .customLong("migrations-dir"), help: "Folder of migrations, to check the schema is current")
+    var migrationsDir: String?
+
+    func run() async throws {
+        let env = ProcessInfo.processInfo.environment
+        let logger = try connection.logger("chronicle", default: .info)
+        let postgres = try connection.postgres()
+        let redis = try RedisSettings(url: env["CHRONICLE_REDIS_URL"] ?? "redis://127.0.0.1:56379/0")
+        let amqp = try AMQPSettings(url: env["CHRONICLE_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:55672/%2f")
+        let server = ServerSettings(
+            host: host ?? env["CHRONICLE_HOST"] ?? "127.0.0.1",
+            port: try port ?? env["CHRONICLE_PORT"].map { guard let p = Int($0) else { throw ValidationError("CHRONICLE_PORT is not a number") }; return p } ?? 8080)
+        let migrator = try locateMigrator(migrationsDir)
+        try await ChronicleDatabase.preflight(postgres, logger: logger)
+
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let database = ChronicleDatabase(settings: postgres, logger: logger)
+        let dependencies = AppDependencies(
+            healthChecks: [
+                HealthCheck(name: "postgres", critical: true) { try await database.ping() },
+                HealthCheck(name: "redis", critical: false) { try await RedisProbe.ping(redis) },
+                HealthCheck(name: "rabbitmq", critical: false) { try await AMQPProbe.check(amqp) },
+            ],
+            registry: registry,
+            services: database.services,
+            readiness: {
+                do {
+                    let pending = try await database.pendingMigrations(migrator)
+                    return pending.isEmpty
+                        ? .init(ready: true)
+                        : .init(ready: false, reason: "migrations pending: run 'chronicle migrate'")
+                } catch {
+                    return .init(ready: false, reason: "database unreachable")
+                }
+            })
+        let app = buildApplication(server: server, dependencies: dependencies, logger: logger)
+        logger.info("serving", metadata: ["http.address": "http://\(server.host):\(server.port)"])
+        try await app.runService()
+    }
+}

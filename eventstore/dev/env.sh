@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Prints the connection settings of the local servers as shell exports:
+#   eval "$(eventstore/dev/env.sh)"; psql "$CHRONICLE_POSTGRES_URL"
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/config.sh"
+echo "export CHRONICLE_POSTGRES_URL='postgres://${CHRONICLE_PG_USER}@127.0.0.1:${CHRONICLE_PG_PORT}/${CHRONICLE_PG_DB}?sslmode=disable'"
+echo "export CHRONICLE_REDIS_URL='redis://127.0.0.1:${CHRONICLE_REDIS_PORT}/0'"
+echo "export CHRONICLE_AMQP_URL='amqp://guest:guest@127.0.0.1:${CHRONICLE_AMQP_PORT}/%2f'"
