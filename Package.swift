@@ -78,7 +78,10 @@ let package = Package(
         ),
 
         .testTarget(name: "EventsTests", dependencies: ["Events"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CommandsTests", dependencies: ["Events", "Commands"]),
+        // One contract suite for every EventStore adapter, run by CommandsTests (in memory) and
+        // IntegrationTests (Postgres).
+        .target(name: "EventStoreContract", dependencies: ["Events", "Commands"], path: "Tests/EventStoreContract"),
+        .testTarget(name: "CommandsTests", dependencies: ["Events", "Commands", "EventStoreContract"]),
         .testTarget(name: "ProjectionsTests", dependencies: ["Events", "Commands", "Projections"]),
         .testTarget(
             name: "APITests",
@@ -90,7 +93,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Events", "Commands", "Projections", "Adapters", "API",
+                "Events", "Commands", "Projections", "Adapters", "API", "EventStoreContract",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

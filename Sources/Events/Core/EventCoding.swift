@@ -37,11 +37,20 @@ public enum EventCoding {
     }
 }
 
-/// ISO 8601 with milliseconds, UTC. Formatters are not Sendable, so each call makes its own
-/// through the Sendable format style.
+/// ISO 8601 with milliseconds, UTC: `2026-01-05T10:00:00.123Z`.
 public enum Timestamp {
     public static func format(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .omitted))
+        // Dates are doubles; a formatter truncates .123 that is really .12299999 to .122. Round
+        // to whole milliseconds once, then print seconds and milliseconds from that integer.
+        let millis = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        let (seconds, fraction) = millis.quotientAndRemainder(dividingBy: 1000)
+        let adjusted = fraction < 0 ? (seconds - 1, fraction + 1000) : (seconds, fraction)
+        var time = time_t(adjusted.0)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+            parts.tm_hour, parts.tm_min, parts.tm_sec, Int32(adjusted.1))
     }
 
     public static func parse(_ text: String) -> Date? {
