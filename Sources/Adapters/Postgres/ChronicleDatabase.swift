@@ -74,13 +74,16 @@ public final class ChronicleDatabase: Sendable {
 
     /// Migrations in `migrator` not yet applied here (all of them if the table is missing).
     public func pendingMigrations(_ migrator: Migrator) async throws -> [Int] {
-        let rows = try await client.query(
-            "SELECT version FROM schema_migrations WHERE to_regclass('schema_migrations') IS NOT NULL", logger: logger)
+        var exists = false
+        for try await found in try await client.query(
+            "SELECT to_regclass('schema_migrations') IS NOT NULL", logger: logger
+        ).decode(Bool.self) {
+            exists = found
+        }
+        guard exists else { return migrator.migrations.map(\.version) }
         var applied = Set<Int>()
-        do {
-            for try await version in rows.decode(Int.self) { applied.insert(version) }
-        } catch where PostgresErrors.sqlState(error) == "42P01" {
-            return migrator.migrations.map(\.version)
+        for try await version in try await client.query("SELECT version FROM schema_migrations", logger: logger).decode(Int.self) {
+            applied.insert(version)
         }
         return migrator.migrations.map(\.version).filter { !applied.contains($0) }
     }

@@ -33,6 +33,20 @@ public struct PostgresEventStore: EventStore {
 
     public func append(to streamID: String, expected: ExpectedVersion, events: [NewEvent]) async throws -> AppendResult {
         precondition(!events.isEmpty, "append needs at least one event")
+        // `.any` and `.streamExists` promise no version, so losing a race for the next version
+        // to another writer is not a conflict for them: try again on the new head.
+        let attempts = (expected == .any || expected == .streamExists) ? 10 : 1
+        for attempt in 1...attempts {
+            do {
+                return try await appendOnce(to: streamID, expected: expected, events: events)
+            } catch EventStoreError.versionConflict(_, _, let actual) where attempt < attempts && (expected == .any || actual > 0) {
+                continue
+            }
+        }
+        preconditionFailure("unreachable: the last attempt returns or throws")
+    }
+
+    private func appendOnce(to streamID: String, expected: ExpectedVersion, events: [NewEvent]) async throws -> AppendResult {
         let metadata = try events.map { String(decoding: try EventCoding.encode($0.metadata), as: UTF8.self) }
         let (exact, mustExist): (Int64?, Bool) =
             switch expected {

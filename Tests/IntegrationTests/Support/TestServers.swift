@@ -1,0 +1,62 @@
+import Adapters
+import Foundation
+import Logging
+import Testing
+
+/// The real servers `make test` starts. A test that needs one and finds no configuration fails
+/// with a message saying how to start them; it never skips.
+enum TestServers {
+    struct NotConfigured: Error, CustomStringConvertible {
+        let variable: String
+        var description: String {
+            "\(variable) is not set: run the tests with `make test` (or eval \"$(eventstore/dev/env.sh)\" after eventstore/dev/start.sh)"
+        }
+    }
+
+    static func env(_ name: String) throws -> String {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { throw NotConfigured(variable: name) }
+        return value
+    }
+
+    static func postgres() throws -> PostgresSettings {
+        try PostgresSettings(url: try env("CHRONICLE_POSTGRES_URL"), maxConnections: 40)
+    }
+
+    static func redis() throws -> RedisSettings { try RedisSettings(url: try env("CHRONICLE_REDIS_URL")) }
+    static func amqp() throws -> AMQPSettings { try AMQPSettings(url: try env("CHRONICLE_AMQP_URL")) }
+
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    static let migrationsDirectory = root.appendingPathComponent("eventstore/migrations")
+    static func migrator() throws -> Migrator { try Migrator(directory: migrationsDirectory) }
+
+    static var logger: Logger {
+        var logger = Logger(label: "chronicle.tests")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    /// A fresh database on the test server: created, optionally migrated, dropped afterwards.
+    static func withDatabase<T: Sendable>(
+        migrated: Bool = true, listen: Bool = false, _ body: @Sendable (ChronicleDatabase) async throws -> T
+    ) async throws -> T {
+        let base = try postgres()
+        let name = "chronicle_test_\(UUID().uuidString.prefix(8).lowercased())"
+        try await ChronicleDatabase.withRunning(base, logger: logger) { admin in try await admin.createDatabase(name) }
+        do {
+            let result = try await ChronicleDatabase.withRunning(base.with(database: name), logger: logger, listen: listen) { database in
+                if migrated { try await database.migrate(try migrator()) }
+                return try await body(database)
+            }
+            try await drop(name)
+            return result
+        } catch {
+            try? await drop(name)
+            throw error
+        }
+    }
+
+    private static func drop(_ name: String) async throws {
+        try await ChronicleDatabase.withRunning(try postgres(), logger: logger) { admin in try await admin.dropDatabase(name) }
+    }
+}
