@@ -49,25 +49,30 @@ import Testing
         }
     }
 
+    /// Regression: a repeat that checked for an earlier append just before the first copy
+    /// committed then decided on the new state and answered "agent.exists" instead of the
+    /// first result. 25 rounds of 8 concurrent copies make that window likely to be hit.
     @Test func theSameCommandSentConcurrentlyAppendsOnce() async throws {
         try await TestServers.withDatabase { database in
             let handler = CommandHandler<AgentDecider>(store: database.eventStore)
-            let id = UUID()
-            let stream = StreamID(category: AgentDecider.category, id: id)
-            let command = AgentDecider.Command.create(CreateAgent(
-                agentID: id, ownerID: "u", name: "Twice", instructions: "i",
-                settings: AgentModelSettings(model: "offline", temperature: 0.5, maxTokens: 10), now: Date()))
-            let context = CommandContext(commandID: "idem-\(UUID())", userID: "u")
-            let results = try await withThrowingTaskGroup(of: CommandResult<AgentDecider.State>.self) { group in
-                for _ in 0..<8 { group.addTask { try await handler.handle(command, on: stream, context: context) } }
-                return try await group.reduce(into: []) { $0.append($1) }
+            for _ in 0..<25 {
+                let id = UUID()
+                let stream = StreamID(category: AgentDecider.category, id: id)
+                let command = AgentDecider.Command.create(CreateAgent(
+                    agentID: id, ownerID: "u", name: "Twice", instructions: "i",
+                    settings: AgentModelSettings(model: "offline", temperature: 0.5, maxTokens: 10), now: Date()))
+                let context = CommandContext(commandID: "idem-\(UUID())", userID: "u")
+                let results = try await withThrowingTaskGroup(of: CommandResult<AgentDecider.State>.self) { group in
+                    for _ in 0..<8 { group.addTask { try await handler.handle(command, on: stream, context: context) } }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(try await database.eventStore.streamVersion(stream.description) == 1)
+                #expect(Set(results.compactMap { $0.append?.positions }).count == 1, "the repeats reported different results")
+                #expect(results.filter { !$0.duplicate }.count == 1)
+                // And sequentially, long after.
+                let again = try await handler.handle(command, on: stream, context: context)
+                #expect(again.duplicate && again.append?.positions == results[0].append?.positions)
             }
-            #expect(try await database.eventStore.streamVersion(stream.description) == 1)
-            #expect(Set(results.compactMap { $0.append?.positions }).count == 1, "the repeats reported different results")
-            #expect(results.filter { !$0.duplicate }.count == 1)
-            // And sequentially, long after.
-            let again = try await handler.handle(command, on: stream, context: context)
-            #expect(again.duplicate && again.append?.positions == results[0].append?.positions)
         }
     }
 

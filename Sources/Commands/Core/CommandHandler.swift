@@ -55,17 +55,21 @@ public struct CommandHandler<D: Decider>: Sendable {
         _ command: D.Command, on streamID: StreamID, context: CommandContext, ifMatch: Int64? = nil
     ) async throws -> CommandResult<D.State> {
         let stream = streamID.description
-        if let prior = try await store.priorAppend(firstEventID: context.eventID(0)) {
-            guard prior.streamID == stream else { throw CommandHandlerError.idempotencyKeyReused }
-            let (state, version) = try await load(stream)
-            return CommandResult(state: state, streamVersion: version, append: prior)
-        }
+        if let earlier = try await earlierResult(of: context, on: stream) { return earlier }
         for _ in 1...maxAttempts {
             let (state, version) = try await load(stream)
             if let ifMatch, ifMatch != version {
                 throw CommandHandlerError.preconditionFailed(expected: ifMatch, actual: version)
             }
-            let decided = try D.decide(command, state: state)
+            let decided: [D.Event]
+            do {
+                decided = try D.decide(command, state: state)
+            } catch let error as DomainError {
+                // A concurrent copy of this same command may have landed since the first check,
+                // and deciding on its outcome fails (e.g. "already exists"): answer as a repeat.
+                if let earlier = try await earlierResult(of: context, on: stream) { return earlier }
+                throw error
+            }
             guard !decided.isEmpty else { return CommandResult(state: state, streamVersion: version, append: nil) }
             let metadata = context.metadata
             let events = try decided.enumerated().map { index, event in
@@ -89,6 +93,14 @@ public struct CommandHandler<D: Decider>: Sendable {
             }
         }
         throw CommandHandlerError.concurrencyConflict(streamID: stream, attempts: maxAttempts)
+    }
+
+    /// What this command appended before, if it did: a repeat appends nothing and gets this.
+    private func earlierResult(of context: CommandContext, on stream: String) async throws -> CommandResult<D.State>? {
+        guard let prior = try await store.priorAppend(firstEventID: context.eventID(0)) else { return nil }
+        guard prior.streamID == stream else { throw CommandHandlerError.idempotencyKeyReused }
+        let (state, version) = try await load(stream)
+        return CommandResult(state: state, streamVersion: version, append: prior)
     }
 
     /// The state of a stream and its version, starting from the latest usable snapshot.

@@ -1,0 +1,138 @@
+import Adapters
+import Events
+import Foundation
+import Testing
+
+@Suite(.serialized) struct CLITests {
+    static func url(_ database: ChronicleDatabase) -> String {
+        let s = database.settings
+        return "postgres://\(s.username)@\(s.host):\(s.port)/\(s.database)?sslmode=disable"
+    }
+
+    static func expectOneLineError(_ result: CLIProcess.Result, status: Int32, containing text: String) {
+        #expect(result.status == status, "exit \(result.status), stderr: \(result.stderr)")
+        #expect(result.stderrLines.count == 1, "stderr is not one line: \(result.stderr)")
+        #expect(result.stderr.hasPrefix("chronicle: error: "), "stderr: \(result.stderr)")
+        #expect(result.stderr.contains(text), "stderr: \(result.stderr)")
+        #expect(!result.stderr.contains("Fatal error") && !result.stderr.contains("Stack dump"))
+    }
+
+    @Test func anUnknownSubcommandIsOneLineAndExit64() async throws {
+        let result = try await CLIProcess.run(["frobnicate"])
+        Self.expectOneLineError(result, status: 64, containing: "frobnicate")
+    }
+
+    @Test func aMissingArgumentIsOneLineAndExit64() async throws {
+        let result = try await CLIProcess.run(["events", "stream"])
+        Self.expectOneLineError(result, status: 64, containing: "stream-id")
+    }
+
+    @Test func anUnreachableDatabaseIsOneLineAndExit1() async throws {
+        let port = try CLIProcess.freePort()
+        let result = try await CLIProcess.run(["migrate", "--database-url", "postgres://nobody@127.0.0.1:\(port)/none"])
+        Self.expectOneLineError(result, status: 1, containing: "cannot connect to Postgres at postgres://nobody@127.0.0.1:\(port)/none")
+    }
+
+    @Test func aMalformedDatabaseURLIsOneLine() async throws {
+        let result = try await CLIProcess.run(["events", "tail", "--database-url", "mysql://somewhere"])
+        Self.expectOneLineError(result, status: 1, containing: "not a postgres:// URL")
+    }
+
+    @Test func noDatabaseConfiguredSaysHowToConfigureOne() async throws {
+        let result = try await CLIProcess.run(["migrate"], environment: CLIProcess.environment(["CHRONICLE_POSTGRES_URL": nil]))
+        Self.expectOneLineError(result, status: 64, containing: "CHRONICLE_POSTGRES_URL")
+    }
+
+    @Test func helpIsNotAnError() async throws {
+        let result = try await CLIProcess.run(["--help"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("SUBCOMMANDS"))
+        #expect(result.stdout.contains("migrate"))
+    }
+
+    @Test func migrateTwiceThenStreamPrintsEventsAsJSONLines() async throws {
+        try await TestServers.withDatabase(migrated: false) { database in
+            let url = Self.url(database)
+            let first = try await CLIProcess.run(["migrate", "--database-url", url])
+            #expect(first.status == 0 && first.stdout.contains("applied 1"), "\(first.stdout) \(first.stderr)")
+            let second = try await CLIProcess.run(["migrate", "--database-url", url])
+            #expect(second.status == 0 && second.stdout.contains("up to date"), "\(second.stdout) \(second.stderr)")
+
+            let id = UUID()
+            let v1 = #"{"agent_id":"\#(id.uuidString)","owner_id":"u1","name":"Legacy","instructions":"Old","created_at":"2025-06-01T00:00:00.000Z"}"#
+            _ = try await database.eventStore.append(to: "agent-\(id)", expected: .noStream, events: [
+                NewEvent(eventID: UUID(), eventType: "AgentCreated", schemaVersion: 1, data: Data(v1.utf8),
+                    metadata: EventMetadata(correlationID: "req-1", userID: "u1")),
+            ])
+            let stored = try await CLIProcess.run(["events", "stream", "agent-\(id)", "--database-url", url])
+            #expect(stored.status == 0, "\(stored.stderr)")
+            let lines = stored.stdout.split(separator: "\n")
+            #expect(lines.count == 1)
+            let event = try JSONDecoder().decode(JSONValue.self, from: Data(lines[0].utf8))
+            #expect(event["event_type"] == .string("AgentCreated"))
+            #expect(event["schema_version"] == .number(1))
+            #expect(event["metadata"]?["correlation_id"] == .string("req-1"))
+            #expect(event["data"]?["settings"] == nil)
+
+            let upcast = try await CLIProcess.run(["events", "stream", "agent-\(id)", "--upcast", "--database-url", url])
+            let current = try JSONDecoder().decode(JSONValue.self, from: Data(upcast.stdout.split(separator: "\n")[0].utf8))
+            #expect(current["schema_version"] == .number(2))
+            #expect(current["data"]?["settings"]?["model"] == .string("gpt-4"))
+        }
+    }
+
+    @Test func tailFollowsTheLogLive() async throws {
+        try await TestServers.withDatabase { database in
+            let process = try CLIProcess.start(["events", "tail", "--database-url", Self.url(database)])
+            defer { if process.isRunning { process.terminate() } }
+            try await Task.sleep(for: .milliseconds(800))
+            let ids = (0..<3).map { _ in UUID() }
+            for id in ids {
+                _ = try await database.eventStore.append(to: "tail-1", expected: .any, events: [
+                    NewEvent(eventID: id, eventType: "E", schemaVersion: 1, data: Data("{}".utf8), metadata: EventMetadata()),
+                ])
+            }
+            try await Task.sleep(for: .seconds(2))
+            process.terminate()
+            process.waitUntilExit()
+            let output = String(decoding: (process.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            for id in ids {
+                #expect(output.contains(id.uuidString.lowercased()), "tail did not print \(id)")
+            }
+        }
+    }
+
+    @Test func serveAnswersHealthReadyAndMetricsAndStopsGracefullyOnSIGTERM() async throws {
+        try await TestServers.withDatabase { database in
+            let port = try CLIProcess.freePort()
+            let process = try CLIProcess.start(["serve", "--port", "\(port)", "--database-url", Self.url(database)])
+            defer { if process.isRunning { process.terminate() } }
+            let base = "http://127.0.0.1:\(port)"
+            var ready: (status: Int, body: String)?
+            for _ in 0..<150 {
+                ready = await CLIProcess.get("\(base)/ready")
+                if ready?.status == 200 { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(ready?.status == 200, "never ready: \(String(describing: ready))")
+
+            let health = try #require(await CLIProcess.get("\(base)/health"))
+            #expect(health.status == 200)
+            let report = try JSONDecoder().decode(JSONValue.self, from: Data(health.body.utf8))
+            #expect(report["status"] == .string("ok"), "\(health.body)")
+            for dependency in ["postgres", "redis", "rabbitmq"] {
+                #expect(report["checks"]?[dependency]?["status"] == .string("ok"), "\(dependency): \(health.body)")
+                #expect(report["checks"]?[dependency]?["latency_ms"]?.numberValue != nil)
+            }
+            let metrics = try #require(await CLIProcess.get("\(base)/metrics"))
+            #expect(metrics.status == 200 && metrics.body.contains("hb_requests"), "\(metrics.body.prefix(500))")
+            let missing = try #require(await CLIProcess.get("\(base)/nope"))
+            #expect(missing.status == 404 && missing.body.contains("route.not_found"))
+
+            kill(process.processIdentifier, SIGTERM)
+            for _ in 0..<150 where process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(!process.isRunning, "serve did not stop within 15 s of SIGTERM")
+            #expect(process.terminationStatus == 0, "serve exited \(process.terminationStatus) on SIGTERM")
+        }
+    }
+}
