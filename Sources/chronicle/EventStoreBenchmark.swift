@@ -14,7 +14,17 @@ struct EventStoreBenchmark {
         let payload = Data(#"{"agent_id":"00000000-0000-0000-0000-000000000000","instructions":"benchmark payload of roughly three hundred bytes: the size of a typical small domain event with a few fields and some text in it, padded out with words so that it is realistic rather than tiny, as event payloads usually are."}"#.utf8)
         let metadata = EventMetadata(correlationID: "bench", causationID: "bench", commandID: "bench", userID: "bench", tenantID: "bench")
 
-        for (writers, batch) in [(1, 1), (8, 1), (1, 100), (8, 100)] {
+        try await appendScenarios([(1, 1), (8, 1), (1, 100), (8, 100)], payload: payload, metadata: metadata, notify: true)
+        // The NOTIFY trigger takes a server-wide lock at commit, so notifying transactions commit
+        // one at a time. Measured, not guessed: the same appends with the trigger disabled.
+        try await database.execute("ALTER TABLE events DISABLE TRIGGER events_notify")
+        try await appendScenarios([(8, 1)], payload: payload, metadata: metadata, notify: false)
+        try await database.execute("ALTER TABLE events ENABLE TRIGGER events_notify")
+        try await commandAndCeilingScenarios(payload: payload)
+    }
+
+    private func appendScenarios(_ shapes: [(Int, Int)], payload: Data, metadata: EventMetadata, notify: Bool) async throws {
+        for (writers, batch) in shapes {
             let (events, latencies, elapsed) = try await measure(writers: writers) { _ in
                 let stream = "bench-\(UUID().uuidString.lowercased())"
                 let newEvents = (0..<batch).map { _ in
@@ -25,13 +35,15 @@ struct EventStoreBenchmark {
             }
             let tags: [String: JSONValue] = [
                 "writers": .number(Double(writers)), "events_per_append": .number(Double(batch)),
-                "seconds": .number(elapsed), "appends": .number(Double(latencies.samples.count)),
+                "seconds": .number(elapsed), "appends": .number(Double(latencies.samples.count)), "notify": .bool(notify),
             ]
             report.emit("eventstore.append.throughput", Double(events) / elapsed, unit: "events/s", tags)
             report.emit("eventstore.append.latency.p50", latencies.percentileMs(0.50), unit: "ms", tags)
             report.emit("eventstore.append.latency.p99", latencies.percentileMs(0.99), unit: "ms", tags)
         }
+    }
 
+    private func commandAndCeilingScenarios(payload: Data) async throws {
         // The whole command path: idempotency probe, load, decide, append with expected version.
         let handler = CommandHandler<AgentDecider>(store: database.eventStore)
         let settings = AgentModelSettings(model: "offline", temperature: 0.7, maxTokens: 100)

@@ -113,12 +113,17 @@ import Testing
             let seenSet = Set(ids)
             let missing = Set(committed).subtracting(seenSet)
             let unexpected = seenSet.subtracting(committed)
-            #expect(seenSet.count == ids.count, "\(ids.count - seenSet.count) events were delivered twice")
-            #expect(missing.isEmpty, "\(missing.count) committed events were never delivered, e.g. \(missing.prefix(3))")
-            #expect(unexpected.isEmpty, "\(unexpected.count) delivered events were never committed, e.g. \(unexpected.prefix(3))")
-            let leaked = seenSet.intersection(rolledBack)
-            #expect(leaked.isEmpty, "\(leaked.count) rolled-back events were delivered")
-            #expect(zip(checkpoints, checkpoints.dropFirst()).allSatisfy { $0 < $1 }, "checkpoints did not strictly increase")
+            // Counts only: Swift Testing prints the operands of a failed expectation.
+            let duplicates = ids.count - seenSet.count
+            let backwards = zip(checkpoints, checkpoints.dropFirst()).filter { $0 >= $1 }.count
+            let leaked = seenSet.intersection(rolledBack).count
+            #expect(duplicates == 0, "events were delivered twice")
+            #expect(missing.count == 0, "committed events were never delivered, e.g. \(missing.prefix(3))")
+            #expect(unexpected.count == 0, "delivered events were never committed, e.g. \(unexpected.prefix(3))")
+            #expect(leaked == 0, "rolled-back events were delivered")
+            let firstBackwards = zip(checkpoints.indices, zip(checkpoints, checkpoints.dropFirst())).first { $0.1.0 >= $0.1.1 }
+                .map { index, pair in "at delivery \(index): \(pair.0) then \(pair.1), same event: \(ids[index] == ids[index + 1])" }
+            #expect(backwards == 0, "checkpoints did not strictly increase \(firstBackwards ?? "")")
             // The hazard was real: some event arrived after one with a higher global position,
             // which a reader of "position > checkpoint" would have skipped.
             let positions = checkpoints.map(\.position)

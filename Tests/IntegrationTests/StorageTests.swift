@@ -30,6 +30,29 @@ import Testing
         }
     }
 
+    /// Regression: readAll sorted by the text cast of transaction_id (the output column shadowed
+    /// the table's), so transaction 10152 came before 6331 once ids grew a digit. Found by CI on a
+    /// fresh cluster; pinned here with transaction ids 9 and 10 set by hand.
+    @Test func readAllOrdersTransactionIDsAsNumbersNotText() async throws {
+        try await TestServers.withDatabase { database in
+            for (stream, tx) in [("tx-10", 10), ("tx-9", 9), ("tx-100", 100)] {
+                _ = try await database.client.query("""
+                    INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, transaction_id)
+                    VALUES (\(stream), 1, \(UUID()), 'E', 1, '{}'::jsonb, \(String(tx))::xid8)
+                    """, logger: TestServers.logger)
+            }
+            var read: [RecordedEvent] = []
+            for _ in 0..<500 where read.count < 3 {
+                read = try await database.eventStore.readAll(after: .start, limit: 10)
+                if read.count < 3 { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(read.map(\.checkpoint.transactionID) == [9, 10, 100])
+            let afterNine = try await database.eventStore.readAll(after: read[0].checkpoint, limit: 1)
+            #expect(afterNine.map(\.streamID) == ["tx-10"])
+            #expect(try await database.eventStore.head().transactionID == 100)
+        }
+    }
+
     @Test func historyCannotBeRewritten() async throws {
         try await TestServers.withDatabase { database in
             _ = try await database.eventStore.append(to: "s-1", expected: .noStream, events: [

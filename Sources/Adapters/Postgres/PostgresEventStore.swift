@@ -25,10 +25,16 @@ public struct PostgresEventStore: EventStore {
     static let columns = columns(of: "events")
 
     /// The select list `fetch` decodes, qualified by a table name or alias.
+    ///
+    /// The text casts get names of their own: an output column keeps its source's name, and a bare
+    /// `ORDER BY transaction_id` binds to the output column before the table's, which sorted the
+    /// log as text ("10152" before "6331") once transaction ids grew a digit.
     static func columns(of table: String) -> String {
-        ["global_position", "stream_id", "stream_version", "event_id", "event_type", "schema_version",
-         "data::text", "metadata::text", "recorded_at", "transaction_id::text"]
-            .map { "\(table).\($0)" }.joined(separator: ", ")
+        [
+            "global_position", "stream_id", "stream_version", "event_id", "event_type", "schema_version",
+            "data::text AS data_text", "metadata::text AS metadata_text", "recorded_at",
+            "transaction_id::text AS transaction_text",
+        ].map { "\(table).\($0)" }.joined(separator: ", ")
     }
 
     public func append(to streamID: String, expected: ExpectedVersion, events: [NewEvent]) async throws -> AppendResult {
@@ -95,7 +101,7 @@ public struct PostgresEventStore: EventStore {
     private func resolveRejected(streamID: String, expected: ExpectedVersion, events: [NewEvent]) async throws -> AppendResult {
         let ids = events.map(\.eventID)
         let stored = try await fetch(
-            "SELECT \(unescaped: Self.columns) FROM events WHERE event_id = ANY(\(ids)) ORDER BY global_position")
+            "SELECT \(unescaped: Self.columns) FROM events WHERE event_id = ANY(\(ids)) ORDER BY events.global_position")
         if stored.isEmpty {
             let actual = try await streamVersion(streamID)
             throw EventStoreError.versionConflict(streamID: streamID, expected: expected, actual: actual)
@@ -112,13 +118,13 @@ public struct PostgresEventStore: EventStore {
             try await fetch("""
                 SELECT \(unescaped: Self.columns) FROM events
                 WHERE stream_id = \(streamID) AND stream_version >= \(version)
-                ORDER BY stream_version LIMIT \(Int64(limit))
+                ORDER BY events.stream_version LIMIT \(Int64(limit))
                 """)
         case .backward:
             try await fetch("""
                 SELECT \(unescaped: Self.columns) FROM events
                 WHERE stream_id = \(streamID) AND stream_version <= \(version)
-                ORDER BY stream_version DESC LIMIT \(Int64(limit))
+                ORDER BY events.stream_version DESC LIMIT \(Int64(limit))
                 """)
         }
     }
@@ -129,7 +135,7 @@ public struct PostgresEventStore: EventStore {
             SELECT \(unescaped: Self.columns) FROM events
             WHERE (transaction_id, global_position) > (\(String(checkpoint.transactionID))::xid8, \(checkpoint.position))
               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-            ORDER BY transaction_id, global_position
+            ORDER BY events.transaction_id, events.global_position
             LIMIT \(Int64(limit))
             """)
     }
@@ -175,7 +181,7 @@ public struct PostgresEventStore: EventStore {
         let rows = try await fetch("""
             SELECT \(unescaped: Self.columns) FROM events
             WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-            ORDER BY transaction_id DESC, global_position DESC LIMIT 1
+            ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1
             """)
         return rows.first?.checkpoint ?? .start
     }
