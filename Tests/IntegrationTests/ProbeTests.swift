@@ -10,7 +10,7 @@ import Testing
     @Test func aClosedRedisPortIsAReadableFailure() async throws {
         var settings = try TestServers.redis()
         settings.port = 1
-        await #expect(throws: RedisProbe.Failure.self) { try await RedisProbe.ping(settings, timeout: .seconds(1)) }
+        await #expect(throws: RedisError.self) { try await RedisProbe.ping(settings, timeout: .seconds(1)) }
     }
 
     @Test func rabbitMQAcceptsALogin() async throws {
@@ -20,13 +20,13 @@ import Testing
     @Test func wrongRabbitMQCredentialsAreAReadableFailure() async throws {
         var settings = try TestServers.amqp()
         settings.password = "wrong"
-        await #expect(throws: AMQPProbe.Failure.self) { try await AMQPProbe.check(settings) }
+        await #expect(throws: AMQPError.self) { try await AMQPProbe.check(settings) }
     }
 
     @Test func aClosedRabbitMQPortIsAReadableFailure() async throws {
         var settings = try TestServers.amqp()
         settings.port = 1
-        await #expect(throws: AMQPProbe.Failure.self) { try await AMQPProbe.check(settings, timeout: .seconds(1)) }
+        await #expect(throws: AMQPError.self) { try await AMQPProbe.check(settings, timeout: .seconds(1)) }
     }
 
     @Test func settingsParseTheirURLs() throws {
