@@ -31,9 +31,11 @@ public struct EventFollower: Sendable {
     }
 
     /// Hands each non-empty batch to `handle` until cancelled or `handle` throws. A batch is never
-    /// handed over twice, and the next read starts after its last event.
+    /// handed over twice, and the next read starts after its last event. `onIdle` runs each time
+    /// the follower has caught up, before it waits.
     public func follow(
-        from start: Checkpoint, _ handle: @Sendable ([RecordedEvent]) async throws -> Void
+        from start: Checkpoint, onIdle: @Sendable () async throws -> Void = {},
+        _ handle: @Sendable ([RecordedEvent]) async throws -> Void
     ) async throws {
         var checkpoint = start
         var heldSince: ContinuousClock.Instant?
@@ -55,6 +57,7 @@ public struct EventFollower: Sendable {
                 heldBackSeconds.recordInterval(since.duration(to: .now))
                 heldSince = nil
             }
+            try await onIdle()
             await signal.wait(after: generation, timeout: pollInterval)
         }
     }

@@ -60,3 +60,12 @@ enum TestServers {
         try await ChronicleDatabase.withRunning(try postgres(), logger: logger) { admin in try await admin.dropDatabase(name) }
     }
 }
+
+extension AsyncSequence {
+    /// Every element, in order.
+    func all() async throws -> [Element] {
+        var elements: [Element] = []
+        for try await element in self { elements.append(element) }
+        return elements
+    }
+}

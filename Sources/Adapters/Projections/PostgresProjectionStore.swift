@@ -1,0 +1,134 @@
+import Events
+import Foundation
+import Logging
+import PostgresNIO
+import Projections
+
+/// A Postgres read model: each batch's rows, parked records and checkpoint change in one
+/// transaction, which first locks the projector's checkpoint row and checks the holder's epoch.
+/// Tables live per generation (`<name>_g<N>`) behind a view named `<name>`, so a rebuild can fill
+/// the next generation while reads go on against the current one.
+public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
+    public let projection: P
+    let client: PostgresClient
+    let logger: Logger
+
+    public init(projection: P, client: PostgresClient, logger: Logger) {
+        self.projection = projection
+        self.client = client
+        self.logger = logger
+    }
+
+    public var projectorName: String { projection.name }
+
+    public func writes(for event: RecordedEvent) throws -> [SQLStatement] {
+        try projection.statements(for: event)
+    }
+
+    public func prepareStorage() async throws {
+        try await transaction { connection in
+            _ = try await connection.query(
+                "INSERT INTO projector_checkpoints (projector) VALUES (\(projection.name)) ON CONFLICT DO NOTHING", logger: logger)
+            let generation = try await Self.generation(of: projection.name, on: connection, logger: logger)
+            try await createTables(generation: generation, on: connection, pointViews: true)
+        }
+    }
+
+    public func checkpoint() async throws -> Checkpoint {
+        let rows = try await client.query(
+            "SELECT transaction_id::text, position FROM projector_checkpoints WHERE projector = \(projection.name)", logger: logger)
+        for try await (tx, position) in rows.decode((String, Int64).self) {
+            return Checkpoint(transactionID: UInt64(tx) ?? 0, position: position)
+        }
+        return .start
+    }
+
+    public func apply(_ steps: [ProjectionStep<[SQLStatement]>], through: Checkpoint, epoch: Int64) async throws {
+        try await transaction { connection in
+            let generation = try await lockForHolder(epoch: epoch, on: connection)
+            let tables = physicalNames(generation: generation)
+            for case .apply(_, let statements) in steps {
+                for statement in statements {
+                    _ = try await connection.query(statement.query(tables: tables), logger: logger)
+                }
+            }
+            try await PostgresParkedEventStore.insert(steps, projector: projection.name, on: connection, logger: logger)
+            _ = try await connection.query("""
+                UPDATE projector_checkpoints
+                SET transaction_id = \(String(through.transactionID))::xid8, position = \(through.position), updated_at = now()
+                WHERE projector = \(projection.name) AND (transaction_id, position) < (\(String(through.transactionID))::xid8, \(through.position))
+                """, logger: logger)
+        }
+    }
+
+    public func applyReleased(_ events: [(RecordedEvent, [SQLStatement])], epoch: Int64) async throws {
+        try await transaction { connection in
+            let generation = try await lockForHolder(epoch: epoch, on: connection)
+            let tables = physicalNames(generation: generation)
+            for (_, statements) in events {
+                for statement in statements {
+                    _ = try await connection.query(statement.query(tables: tables), logger: logger)
+                }
+            }
+            _ = try await connection.query(
+                "DELETE FROM parked_events WHERE projector = \(projection.name) AND event_id = ANY(\(events.map(\.0.eventID)))",
+                logger: logger)
+        }
+    }
+
+    /// One transaction on one pooled connection. Its own BEGIN/COMMIT rather than
+    /// `withTransaction`, which wraps the closure's errors, so `fenced` reaches the runner as is.
+    private func transaction(_ body: (PostgresConnection) async throws -> Void) async throws {
+        try await client.withConnection { connection in
+            _ = try await connection.query("BEGIN", logger: logger)
+            do {
+                try await body(connection)
+                _ = try await connection.query("COMMIT", logger: logger)
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    /// Locks the checkpoint row for this transaction and returns the generation to write, or
+    /// throws `fenced` when another holder's epoch is newer.
+    private func lockForHolder(epoch: Int64, on connection: PostgresConnection) async throws -> Int {
+        let rows = try await connection.query(
+            "SELECT epoch, generation FROM projector_checkpoints WHERE projector = \(projection.name) FOR UPDATE", logger: logger)
+        for try await (current, generation) in rows.decode((Int64, Int32).self) {
+            guard current == epoch else { throw ProjectionError.fenced(projector: projection.name) }
+            return Int(generation)
+        }
+        throw ProjectionError.fenced(projector: projection.name)
+    }
+
+    func physicalNames(generation: Int) -> [String: String] {
+        Dictionary(uniqueKeysWithValues: projection.tables.map { ($0.name, "\($0.name)_g\(generation)") })
+    }
+
+    /// Creates the generation's tables if missing, and (for the active generation) the views.
+    func createTables(generation: Int, on connection: PostgresConnection, pointViews: Bool) async throws {
+        let names = physicalNames(generation: generation)
+        for table in projection.tables {
+            let physical = names[table.name]!
+            let ddl = table.ddl.replacingOccurrences(of: "{\(table.name)}", with: physical)
+            for statement in SQLScript.statements(ddl) {
+                _ = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+            }
+            if pointViews {
+                _ = try await connection.query(
+                    PostgresQuery(unsafeSQL: "CREATE OR REPLACE VIEW \(table.name) AS SELECT * FROM \(physical)"), logger: logger)
+            }
+        }
+    }
+
+    static func generation(of projector: String, on connection: PostgresConnection, logger: Logger) async throws -> Int {
+        for try await generation in try await connection.query(
+            "SELECT generation FROM projector_checkpoints WHERE projector = \(projector)", logger: logger
+        ).decode(Int32.self) {
+            return Int(generation)
+        }
+        return 1
+    }
+}

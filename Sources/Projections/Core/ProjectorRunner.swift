@@ -1,0 +1,179 @@
+import Commands
+import Events
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+
+/// Runs one projection: takes its lease (or stands by until it can), follows the global log from
+/// the store's checkpoint, and applies each batch with its checkpoint atomically. An event the
+/// projection cannot handle after `maxAttempts` is parked and its stream held back; the rest
+/// flows on. Operators' retry and skip requests are worked off whenever the runner is caught up.
+public struct ProjectorRunner<Store: ProjectionStore>: Service {
+    public let store: Store
+    let events: any EventStore
+    let signal: AppendSignal
+    let leases: any LeaseProvider
+    let parking: any ParkedEventStore
+    let maxAttempts: Int
+    let batchSize: Int
+    let standbyInterval: Duration
+    let pollInterval: Duration
+    let logger: Logger
+    let metrics: ProjectorMetrics
+
+    public init(
+        store: Store, events: any EventStore, signal: AppendSignal, leases: any LeaseProvider,
+        parking: any ParkedEventStore, maxAttempts: Int = 3, batchSize: Int = 500,
+        standbyInterval: Duration = .seconds(1), pollInterval: Duration = .milliseconds(500),
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance, logger: Logger
+    ) {
+        self.store = store
+        self.events = events
+        self.signal = signal
+        self.leases = leases
+        self.parking = parking
+        self.maxAttempts = max(1, maxAttempts)
+        self.batchSize = batchSize
+        self.standbyInterval = standbyInterval
+        self.pollInterval = pollInterval
+        self.metrics = ProjectorMetrics(projector: store.projectorName, factory: metrics)
+        var logger = logger
+        logger[metadataKey: "es.projector"] = "\(store.projectorName)"
+        self.logger = logger
+    }
+
+    public var name: String { store.projectorName }
+
+    /// Holds the lease while it can, stands by while another process does; until cancelled.
+    public func run() async throws {
+        try await store.prepareStorage()
+        while !Task.isCancelled {
+            do {
+                let held = try await leases.withLease(name) { epoch in
+                    logger.info("lease taken", metadata: ["es.epoch": "\(epoch)"])
+                    try await runAsHolder(epoch: epoch)
+                }
+                if !held { try await Task.sleep(for: standbyInterval) }
+            } catch is CancellationError {
+                return
+            } catch let error as ProjectionError {
+                logger.warning("stopped writing", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: standbyInterval)
+            } catch {
+                if Task.isCancelled { return }
+                logger.error("projector failed; retrying", metadata: ["error": "\(String(describing: error))"])
+                try? await Task.sleep(for: standbyInterval)
+            }
+        }
+    }
+
+    func runAsHolder(epoch: Int64) async throws {
+        let start = try await store.checkpoint()
+        let held = HeldStreams(try await parking.heldStreams(projector: name))
+        let follower = EventFollower(store: events, signal: signal, batchSize: batchSize, pollInterval: pollInterval, logger: logger)
+        try await follower.follow(from: start, onIdle: { try await settleRequests(epoch: epoch, held: held) }) { batch in
+            let steps = batch.map { step(for: $0, held: held) }
+            try await store.apply(steps, through: batch[batch.count - 1].checkpoint, epoch: epoch)
+            metrics.record(steps)
+        }
+    }
+
+    /// Applies, parks or holds one event.
+    func step(for event: RecordedEvent, held: HeldStreams) -> ProjectionStep<Store.Writes> {
+        if let behind = held.blocker(of: event.streamID) {
+            return .hold(event, behind: behind)
+        }
+        var lastError = ""
+        for _ in 1...maxAttempts {
+            do {
+                return .apply(event, try store.writes(for: event))
+            } catch {
+                lastError = String(describing: error)
+            }
+        }
+        held.hold(event.streamID, behind: event.eventID)
+        logger.error("event parked", metadata: ["es.event_id": "\(event.eventID)", "es.stream": "\(event.streamID)", "error": "\(lastError)"])
+        return .park(event, error: lastError, attempts: maxAttempts)
+    }
+
+    /// Works off operators' retry and skip requests, releasing the held streams behind them.
+    func settleRequests(epoch: Int64, held: HeldStreams) async throws {
+        for request in try await parking.requested(projector: name) {
+            var blocker = request.eventID
+            var toApply: [(RecordedEvent, Store.Writes)] = []
+            var failed: (RecordedEvent, String)?
+            if request.status == ParkedEvent.Action.retry.rawValue {
+                let event = try await load(request)
+                do { toApply.append((event, try store.writes(for: event))) } catch { failed = (event, String(describing: error)) }
+            } else {
+                try await parking.forget(projector: name, eventIDs: [request.eventID])
+            }
+            if failed == nil {
+                for waiting in try await parking.heldBehind(projector: name, eventID: request.eventID) {
+                    let event = try await load(waiting)
+                    do { toApply.append((event, try store.writes(for: event))) } catch {
+                        failed = (event, String(describing: error))
+                        break
+                    }
+                }
+            }
+            if !toApply.isEmpty { try await store.applyReleased(toApply, epoch: epoch) }
+            if let (event, error) = failed {
+                try await parking.repark(projector: name, eventID: event.eventID, error: error, previous: blocker)
+                blocker = event.eventID
+                held.hold(event.streamID, behind: blocker)
+                logger.error("released event failed again and stays parked", metadata: ["es.event_id": "\(event.eventID)"])
+            } else {
+                held.release(request.streamID)
+                logger.info("parked event settled", metadata: ["es.event_id": "\(request.eventID)", "action": "\(request.status)"])
+            }
+        }
+    }
+
+    private func load(_ parked: ParkedEvent) async throws -> RecordedEvent {
+        let found = try await events.readStream(parked.streamID, from: parked.streamVersion, direction: .forward, limit: 1)
+        guard let event = found.first, event.eventID == parked.eventID else {
+            throw ProjectionError.fenced(projector: "\(name): parked event \(parked.eventID) not found")
+        }
+        return event
+    }
+}
+
+/// Streams held back behind a parked event, shared by the batch handler and request settling.
+final class HeldStreams: Sendable {
+    private let streams: Mutex<[String: UUID]>
+
+    init(_ initial: [String: UUID]) { streams = Mutex(initial) }
+
+    func blocker(of stream: String) -> UUID? { streams.withLock { $0[stream] } }
+    func hold(_ stream: String, behind event: UUID) { streams.withLock { $0[stream] = event } }
+    func release(_ stream: String) { streams.withLock { _ = $0.removeValue(forKey: stream) } }
+}
+
+/// Per projector: events applied and parked, and how far behind the log it runs.
+struct ProjectorMetrics: Sendable {
+    let handled: Counter
+    let parked: Counter
+    let lagSeconds: Gauge
+
+    init(projector: String, factory: any MetricsFactory) {
+        let dimensions = [("projector", projector)]
+        handled = Counter(label: "chronicle_projector_events_total", dimensions: dimensions, factory: factory)
+        parked = Counter(label: "chronicle_projector_parked_total", dimensions: dimensions, factory: factory)
+        lagSeconds = Gauge(label: "chronicle_projector_lag_seconds", dimensions: dimensions, factory: factory)
+    }
+
+    func record<W>(_ steps: [ProjectionStep<W>]) {
+        var applied = 0, parkedCount = 0
+        for step in steps {
+            if case .apply = step { applied += 1 } else { parkedCount += 1 }
+        }
+        handled.increment(by: applied)
+        if parkedCount > 0 { parked.increment(by: parkedCount) }
+        if let last = steps.last?.event {
+            lagSeconds.record(max(0, Date().timeIntervalSince(last.recordedAt)))
+        }
+    }
+}

@@ -1,0 +1,227 @@
+import Adapters
+import Commands
+import Events
+import Foundation
+import PostgresNIO
+import Projections
+import Synchronization
+import Testing
+
+@Suite struct ProjectorTests {
+    static let settings = AgentModelSettings(model: "offline", temperature: 0.5, maxTokens: 10)
+
+    static func createAgent(_ handler: CommandHandler<AgentDecider>, owner: String, name: String = "A") async throws -> UUID {
+        let id = UUID()
+        _ = try await handler.handle(
+            .create(CreateAgent(agentID: id, ownerID: owner, name: name, instructions: "i", settings: settings, now: Date())),
+            on: StreamID(category: AgentDecider.category, id: id), context: CommandContext(userID: owner))
+        return id
+    }
+
+    static func runner<S: ProjectionStore>(_ store: S, _ database: ChronicleDatabase) -> ProjectorRunner<S> {
+        ProjectorRunner(
+            store: store, events: database.eventStore, signal: database.signal,
+            leases: PostgresLeaseProvider(client: database.client, logger: TestServers.logger),
+            parking: PostgresParkedEventStore(client: database.client, logger: TestServers.logger),
+            standbyInterval: .milliseconds(100), pollInterval: .milliseconds(100), logger: TestServers.logger)
+    }
+
+    /// Waits until the store's checkpoint reaches the newest committed event. (Not `head()`: that
+    /// honours the xmin horizon, which other tests' transactions hold back for a moment.)
+    static func caughtUp<S: ProjectionStore>(_ store: S, _ database: ChronicleDatabase, timeout: Duration = .seconds(20)) async throws {
+        let newest = try await database.client.query(
+            "SELECT transaction_id::text, global_position FROM events ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+            logger: TestServers.logger
+        ).decode((String, Int64).self).all()
+        let head = newest.first.map { Checkpoint(transactionID: UInt64($0.0)!, position: $0.1) } ?? .start
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while try await store.checkpoint() < head {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("projector \(store.projectorName) did not reach \(head)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    @Test func aPostgresProjectionWritesRowsAndCheckpointTogether() async throws {
+        try await TestServers.withDatabase(listen: true) { database in
+            let handler = CommandHandler<AgentDecider>(store: database.eventStore)
+            let a1 = try await Self.createAgent(handler, owner: "alice", name: "one")
+            _ = try await Self.createAgent(handler, owner: "alice", name: "two")
+            _ = try await Self.createAgent(handler, owner: "bob", name: "three")
+            _ = try await handler.handle(.delete(DeleteAgent(agentID: a1, now: Date())), on: StreamID(category: "agent", id: a1), context: CommandContext())
+            let store = PostgresProjectionStore(projection: AgentListProjection(), client: database.client, logger: TestServers.logger)
+            let task = Task { try await Self.runner(store, database).run() }
+            defer { task.cancel() }
+            try await Self.caughtUp(store, database)
+            let rows = try await database.client.query(
+                "SELECT owner_id, name, status, version FROM agents_by_owner ORDER BY name", logger: TestServers.logger
+            ).decode((String, String, String, Int64).self).all()
+            #expect(rows.map(\.0) == ["alice", "bob", "alice"])
+            #expect(rows.map(\.2) == ["deleted", "active", "active"])
+            #expect(rows[0].3 == 2)
+            // Live: a new agent shows up without a restart.
+            _ = try await Self.createAgent(handler, owner: "carol", name: "four")
+            try await Self.caughtUp(store, database)
+            let count = try await database.client.query("SELECT count(*) FROM agents_by_owner", logger: TestServers.logger).decode(Int64.self).all()
+            #expect(count == [4])
+        }
+    }
+
+    @Test func aHolderWithAStaleEpochCannotWrite() async throws {
+        try await TestServers.withDatabase { database in
+            let store = PostgresProjectionStore(projection: AgentListProjection(), client: database.client, logger: TestServers.logger)
+            try await store.prepareStorage()
+            let leases = PostgresLeaseProvider(client: database.client, logger: TestServers.logger)
+            let epochs = Mutex<[Int64]>([])
+            for _ in 0..<2 { _ = try await leases.withLease(store.projectorName) { epoch in epochs.withLock { $0.append(epoch) } } }
+            #expect(epochs.withLock { $0 } == [1, 2])
+            await #expect(throws: ProjectionError.fenced(projector: store.projectorName)) {
+                try await store.apply([], through: Checkpoint(transactionID: 1, position: 1), epoch: 1)
+            }
+            try await store.apply([], through: Checkpoint(transactionID: 1, position: 1), epoch: 2)
+            #expect(try await store.checkpoint() == Checkpoint(transactionID: 1, position: 1))
+            // A checkpoint never moves backwards, even for the holder.
+            try await store.apply([], through: Checkpoint(transactionID: 0, position: 9), epoch: 2)
+            #expect(try await store.checkpoint() == Checkpoint(transactionID: 1, position: 1))
+        }
+    }
+
+    @Test func aSecondHolderIsRefusedWhileTheFirstHoldsTheLease() async throws {
+        try await TestServers.withDatabase { database in
+            let leases = PostgresLeaseProvider(client: database.client, logger: TestServers.logger)
+            let inside = try await leases.withLease("solo") { _ in
+                let second = try await leases.withLease("solo") { _ in Issue.record("two holders at once") }
+                #expect(second == false)
+            }
+            #expect(inside)
+        }
+    }
+
+    /// A projection that refuses events whose payload says so, while `broken` is set.
+    struct FlakyProjection: PostgresProjection {
+        struct Refused: Error, CustomStringConvertible { var description: String { "refused by the test" } }
+        let name = "flaky_counts"
+        let toggle: Switch
+
+        var tables: [ReadModelTable] {
+            [ReadModelTable(name: "flaky_counts", ddl: "CREATE TABLE IF NOT EXISTS {flaky_counts} (stream_id text PRIMARY KEY, events bigint NOT NULL, last_version bigint NOT NULL)")]
+        }
+
+        func statements(for event: RecordedEvent) throws -> [SQLStatement] {
+            if toggle.broken.withLock({ $0 }), String(decoding: event.data, as: UTF8.self).contains("poison") { throw Refused() }
+            return [SQLStatement("""
+                INSERT INTO {flaky_counts} (stream_id, events, last_version) VALUES ($1, 1, $2)
+                ON CONFLICT (stream_id) DO UPDATE SET events = {flaky_counts}.events + 1, last_version = $2
+                """, [.text(event.streamID), .int(event.streamVersion)])]
+        }
+    }
+
+    final class Switch: Sendable { let broken = Mutex(true) }
+
+    @Test func aPoisonEventIsParkedItsStreamHeldOthersFlowAndRetryAppliesIt() async throws {
+        try await TestServers.withDatabase(listen: true) { database in
+            let toggle = Switch()
+            let projection = FlakyProjection(toggle: toggle)
+            let store = PostgresProjectionStore(projection: projection, client: database.client, logger: TestServers.logger)
+            let parking = PostgresParkedEventStore(client: database.client, logger: TestServers.logger)
+            func append(_ stream: String, _ text: String) async throws {
+                _ = try await database.eventStore.append(to: stream, expected: .any, events: [
+                    NewEvent(eventID: UUID(), eventType: "Flaky", schemaVersion: 1, data: Data("{\"t\":\"\(text)\"}".utf8), metadata: EventMetadata())
+                ])
+            }
+            try await append("bad-1", "ok")
+            try await append("bad-1", "poison")
+            try await append("bad-1", "after poison")
+            try await append("good-1", "ok")
+            try await append("bad-1", "later")
+            try await append("good-1", "ok")
+            let task = Task { try await Self.runner(store, database).run() }
+            defer { task.cancel() }
+            try await Self.caughtUp(store, database)
+
+            let counts = try await database.client.query(
+                "SELECT stream_id, events, last_version FROM flaky_counts ORDER BY stream_id", logger: TestServers.logger
+            ).decode((String, Int64, Int64).self).all()
+            #expect(counts.map(\.0) == ["bad-1", "good-1"])
+            #expect(counts.map(\.1) == [1, 2], "the held stream moved on, or the other stream stopped")
+            let parked = try await parking.parked(projector: projection.name)
+            #expect(parked.count == 3)
+            let poison = try #require(parked.first { $0.heldBehind == nil })
+            #expect(poison.streamVersion == 2 && poison.error == "refused by the test" && poison.attempts == 3)
+            #expect(parked.filter { $0.heldBehind == poison.eventID }.map(\.streamVersion) == [3, 4])
+
+            // Fixed; the operator retries: the poison event and those held behind it apply in order.
+            toggle.broken.withLock { $0 = false }
+            #expect(try await parking.request(.retry, projector: projection.name, eventID: poison.eventID))
+            for _ in 0..<200 where !(try await parking.parked(projector: projection.name)).isEmpty {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(try await parking.parked(projector: projection.name).isEmpty)
+            let after = try await database.client.query(
+                "SELECT events, last_version FROM flaky_counts WHERE stream_id = 'bad-1'", logger: TestServers.logger
+            ).decode((Int64, Int64).self).all()
+            #expect(after.first?.0 == 4 && after.first?.1 == 4)
+            // And the stream flows live again.
+            try await append("bad-1", "live")
+            try await Self.caughtUp(store, database)
+            let live = try await database.client.query("SELECT events FROM flaky_counts WHERE stream_id = 'bad-1'", logger: TestServers.logger).decode(Int64.self).all()
+            #expect(live == [5])
+        }
+    }
+
+    @Test func skippingAParkedEventReleasesItsStreamWithoutIt() async throws {
+        try await TestServers.withDatabase(listen: true) { database in
+            let toggle = Switch()
+            let projection = FlakyProjection(toggle: toggle)
+            let store = PostgresProjectionStore(projection: projection, client: database.client, logger: TestServers.logger)
+            let parking = PostgresParkedEventStore(client: database.client, logger: TestServers.logger)
+            for text in ["poison", "next"] {
+                _ = try await database.eventStore.append(to: "s-1", expected: .any, events: [
+                    NewEvent(eventID: UUID(), eventType: "Flaky", schemaVersion: 1, data: Data("{\"t\":\"\(text)\"}".utf8), metadata: EventMetadata())
+                ])
+            }
+            let task = Task { try await Self.runner(store, database).run() }
+            defer { task.cancel() }
+            try await Self.caughtUp(store, database)
+            let poison = try #require(try await parking.parked(projector: projection.name).first { $0.heldBehind == nil })
+            #expect(try await parking.request(.skip, projector: projection.name, eventID: poison.eventID))
+            for _ in 0..<200 where !(try await parking.parked(projector: projection.name)).isEmpty {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let counts = try await database.client.query("SELECT events, last_version FROM flaky_counts", logger: TestServers.logger).decode((Int64, Int64).self).all()
+            #expect(counts.first?.0 == 1 && counts.first?.1 == 2)
+        }
+    }
+
+    @Test func aRedisProjectionAppliesBatchesWithItsCheckpointOnce() async throws {
+        try await TestServers.withDatabase(listen: true) { database in
+            let redis = RedisClient(settings: try TestServers.redis(), logger: TestServers.logger)
+            let projection = AgentSummaryProjection()
+            let store = RedisProjectionStore(
+                projection: projection, redis: redis, parking: PostgresParkedEventStore(client: database.client, logger: TestServers.logger),
+                logger: TestServers.logger)
+            // Another test database's projector may have used these keys: this one starts clean.
+            _ = try await redis.command("DEL", "rm:agent_summary:_checkpoint")
+            let handler = CommandHandler<AgentDecider>(store: database.eventStore)
+            let agent = try await Self.createAgent(handler, owner: "dora", name: "cached")
+            _ = try await handler.handle(
+                .changeInstructions(ChangeAgentInstructions(agentID: agent, instructions: "new", now: Date())),
+                on: StreamID(category: "agent", id: agent), context: CommandContext())
+            let task = Task { try await Self.runner(store, database).run() }
+            defer { task.cancel() }
+            try await Self.caughtUp(store, database)
+            let hash = try await redis.command("HGETALL", "rm:agent_summary:" + AgentSummaryProjection.key(agent))
+            let fields = Dictionary(uniqueKeysWithValues: stride(from: 0, to: hash.array!.count, by: 2).map {
+                (hash.array![$0].string!, hash.array![$0 + 1].string!)
+            })
+            #expect(fields["name"] == "cached" && fields["instructions"] == "new" && fields["version"] == "2")
+            // The same batch again (a replay after a crash) changes nothing.
+            let events = try await database.eventStore.readStream("agent-\(agent.uuidString.lowercased())", from: 1, direction: .forward, limit: 10)
+            _ = try await redis.command("HSET", "rm:agent_summary:" + AgentSummaryProjection.key(agent), "instructions", "tampered")
+            try await store.apply(events.map { .apply($0, try store.writes(for: $0)) }, through: events.last!.checkpoint, epoch: Int64.max / 2)
+            #expect(try await redis.command("HGET", "rm:agent_summary:" + AgentSummaryProjection.key(agent), "instructions") == .string("tampered"))
+        }
+    }
+}
