@@ -69,3 +69,9 @@ func locateMigrator(_ explicit: String?) throws -> Migrator {
     }
     return try Migrator(directory: url)
 }
+
+/// A command's own failure (not a usage error): one line, exit 1.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

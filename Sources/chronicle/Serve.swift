@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Metrics
 import Prometheus
+import ServiceLifecycle
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,6 +22,23 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("migrations-dir"), help: "Folder of migrations, to check the schema is current")
     var migrationsDir: String?
 
+    @Option(help: "Comma-separated roles this process runs: api, projectors (default: all). Run several processes with any roles against the same servers: leases share the projectors.")
+    var roles: String = "api,projectors"
+
+    enum Role: String, CaseIterable { case api, projectors }
+
+    func chosenRoles() throws -> Set<Role> {
+        let names = roles.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let chosen = try names.map { name -> Role in
+            guard let role = Role(rawValue: name) else {
+                throw ValidationError("unknown role '\(name)'; roles are \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return role
+        }
+        guard !chosen.isEmpty else { throw ValidationError("--roles names no role") }
+        return Set(chosen)
+    }
+
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
         let logger = try connection.logger("chronicle", default: .info)
@@ -31,11 +49,22 @@ struct Serve: AsyncParsableCommand {
             host: host ?? env["CHRONICLE_HOST"] ?? "127.0.0.1",
             port: try port ?? env["CHRONICLE_PORT"].map { guard let p = Int($0) else { throw ValidationError("CHRONICLE_PORT is not a number") }; return p } ?? 8080)
         let migrator = try locateMigrator(migrationsDir)
+        let roles = try chosenRoles()
         try await ChronicleDatabase.preflight(postgres, logger: logger)
 
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let metrics = PrometheusMetricsFactory(registry: registry)
+        MetricsSystem.bootstrap(metrics)
         let database = ChronicleDatabase(settings: postgres, logger: logger)
+        let readSide = ReadSide(database: database, redis: RedisClient(settings: redis, logger: logger), metrics: metrics, logger: logger)
+        var services = database.services
+        if roles.contains(.projectors) { services += readSide.services }
+        guard roles.contains(.api) else {
+            logger.info("running without the API", metadata: ["roles": "\(roles.map(\.rawValue).sorted())"])
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+            return
+        }
         let dependencies = AppDependencies(
             healthChecks: [
                 HealthCheck(name: "postgres", critical: true) { try await database.ping() },
@@ -43,7 +72,7 @@ struct Serve: AsyncParsableCommand {
                 HealthCheck(name: "rabbitmq", critical: false) { try await AMQPProbe.check(amqp) },
             ],
             registry: registry,
-            services: database.services,
+            services: services,
             readiness: {
                 do {
                     let pending = try await database.pendingMigrations(migrator)

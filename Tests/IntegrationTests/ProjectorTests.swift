@@ -201,9 +201,8 @@ import Testing
             let projection = AgentSummaryProjection()
             let store = RedisProjectionStore(
                 projection: projection, redis: redis, parking: PostgresParkedEventStore(client: database.client, logger: TestServers.logger),
-                logger: TestServers.logger)
-            // Another test database's projector may have used these keys: this one starts clean.
-            _ = try await redis.command("DEL", "rm:agent_summary:_checkpoint")
+                keyspace: database.settings.database, logger: TestServers.logger)
+            let key = { (id: UUID) in store.prefix + AgentSummaryProjection.key(id) }
             let handler = CommandHandler<AgentDecider>(store: database.eventStore)
             let agent = try await Self.createAgent(handler, owner: "dora", name: "cached")
             _ = try await handler.handle(
@@ -212,16 +211,16 @@ import Testing
             let task = Task { try await Self.runner(store, database).run() }
             defer { task.cancel() }
             try await Self.caughtUp(store, database)
-            let hash = try await redis.command("HGETALL", "rm:agent_summary:" + AgentSummaryProjection.key(agent))
+            let hash = try await redis.command("HGETALL", key(agent))
             let fields = Dictionary(uniqueKeysWithValues: stride(from: 0, to: hash.array!.count, by: 2).map {
                 (hash.array![$0].string!, hash.array![$0 + 1].string!)
             })
             #expect(fields["name"] == "cached" && fields["instructions"] == "new" && fields["version"] == "2")
             // The same batch again (a replay after a crash) changes nothing.
             let events = try await database.eventStore.readStream("agent-\(agent.uuidString.lowercased())", from: 1, direction: .forward, limit: 10)
-            _ = try await redis.command("HSET", "rm:agent_summary:" + AgentSummaryProjection.key(agent), "instructions", "tampered")
+            _ = try await redis.command("HSET", key(agent), "instructions", "tampered")
             try await store.apply(events.map { .apply($0, try store.writes(for: $0)) }, through: events.last!.checkpoint, epoch: Int64.max / 2)
-            #expect(try await redis.command("HGET", "rm:agent_summary:" + AgentSummaryProjection.key(agent), "instructions") == .string("tampered"))
+            #expect(try await redis.command("HGET", key(agent), "instructions") == .string("tampered"))
         }
     }
 }

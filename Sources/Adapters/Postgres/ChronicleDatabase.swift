@@ -1,4 +1,5 @@
 import Commands
+import Events
 import Foundation
 import Logging
 import NIOCore
@@ -155,5 +156,28 @@ extension ChronicleDatabase {
             binds.append(text)
             return binds
         }()), logger: logger).collect()
+    }
+}
+
+extension ChronicleDatabase {
+    /// How many events lie after `checkpoint` (counted up to `cap`): a projector's lag.
+    public func eventsAfter(_ checkpoint: Checkpoint, cap: Int = 1_000_000) async throws -> Int {
+        let rows = try await client.query("""
+            SELECT count(*) FROM (SELECT 1 FROM events
+              WHERE (transaction_id, global_position) > (\(String(checkpoint.transactionID))::xid8, \(checkpoint.position))
+              LIMIT \(Int64(cap))) AS lag
+            """, logger: logger)
+        for try await count in rows.decode(Int64.self) { return Int(count) }
+        return 0
+    }
+
+    /// Epoch, generation and last update of every projector that ever held a lease.
+    public func projectorStates() async throws -> [String: (epoch: Int64, generation: Int, updatedAt: Date)] {
+        var states: [String: (epoch: Int64, generation: Int, updatedAt: Date)] = [:]
+        let rows = try await client.query("SELECT projector, epoch, generation, updated_at FROM projector_checkpoints", logger: logger)
+        for try await (name, epoch, generation, updated) in rows.decode((String, Int64, Int32, Date).self) {
+            states[name] = (epoch, Int(generation), updated)
+        }
+        return states
     }
 }

@@ -51,6 +51,8 @@ public struct PostgresSettings: Sendable, Equatable {
             host: host, port: port, username: username, password: password, database: database, tls: tlsConfig)
         config.options.maximumConnections = maxConnections
         config.options.connectTimeout = .seconds(5)
+        // Names the process in pg_stat_activity, e.g. to see which one holds a lease.
+        config.options.additionalStartupParameters = [("application_name", "chronicle-\(ProcessInfo.processInfo.processIdentifier)")]
         return config
     }
 

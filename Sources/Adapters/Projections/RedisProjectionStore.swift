@@ -5,23 +5,26 @@ import Projections
 
 /// A Redis read model. Each batch's writes and its checkpoint go through one Lua script that
 /// applies them only if the batch is past the stored checkpoint and the holder's epoch is not
-/// older than the stored one. Keys live under `rm:<projection>:`. Parked events are recorded in
+/// older than the stored one. Keys live under `<keyspace>:rm:<projection>:`; the keyspace names
+/// the deployment (by default its Postgres database), so deployments sharing a Redis never mix. Parked events are recorded in
 /// Postgres first (idempotently), so a crash between the two only repeats the parking.
 public struct RedisProjectionStore<P: RedisProjection>: ProjectionStore {
     public let projection: P
     let redis: RedisClient
     let parking: PostgresParkedEventStore
+    let keyspace: String
     let logger: Logger
 
-    public init(projection: P, redis: RedisClient, parking: PostgresParkedEventStore, logger: Logger) {
+    public init(projection: P, redis: RedisClient, parking: PostgresParkedEventStore, keyspace: String, logger: Logger) {
         self.projection = projection
         self.redis = redis
         self.parking = parking
+        self.keyspace = keyspace
         self.logger = logger
     }
 
     public var projectorName: String { projection.name }
-    public var prefix: String { "rm:\(projection.name):" }
+    public var prefix: String { "\(keyspace):rm:\(projection.name):" }
     var checkpointKey: String { "\(prefix)_checkpoint" }
 
     public func prepareStorage() async throws {}

@@ -46,8 +46,13 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
 
     public var name: String { store.projectorName }
 
-    /// Holds the lease while it can, stands by while another process does; until cancelled.
+    /// Holds the lease while it can, stands by while another process does; until cancelled or
+    /// the service group shuts down gracefully.
     public func run() async throws {
+        try await cancelWhenGracefulShutdown { try await runUntilCancelled() }
+    }
+
+    func runUntilCancelled() async throws {
         try await store.prepareStorage()
         while !Task.isCancelled {
             do {

@@ -1,0 +1,107 @@
+import Adapters
+import ArgumentParser
+import Events
+import Foundation
+import Metrics
+import Projections
+
+struct ProjectionsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "projections", abstract: "Inspect the projectors.", subcommands: [ListProjections.self])
+}
+
+/// Shared setup of the read-side commands.
+func withReadSide<T: Sendable>(_ connection: ConnectionOptions, _ body: @Sendable (ReadSide, ChronicleDatabase) async throws -> T) async throws -> T {
+    let logger = try connection.logger("chronicle.projections", default: .critical)
+    let redisURL = ProcessInfo.processInfo.environment["CHRONICLE_REDIS_URL"] ?? "redis://127.0.0.1:56379/0"
+    let redis = RedisClient(settings: try RedisSettings(url: redisURL), logger: logger)
+    return try await ChronicleDatabase.withRunning(try connection.postgres(), logger: logger) { database in
+        try await body(ReadSide(database: database, redis: redis, metrics: NOOPMetricsHandler.instance, logger: logger), database)
+    }
+}
+
+struct ListProjections: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "Each projector's checkpoint, lag (events behind), lease epoch, generation and parked events.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        try await withReadSide(connection) { readSide, database in
+            let states = try await database.projectorStates()
+            let parked = try await readSide.parking.parked(projector: nil)
+            print(row(["PROJECTOR", "CHECKPOINT", "LAG", "EPOCH", "GEN", "PARKED"]))
+            for (name, checkpoint) in try await readSide.checkpoints() {
+                let lag = try await database.eventsAfter(checkpoint)
+                let state = states[name]
+                let epoch = state.map { String($0.epoch) } ?? "-"
+                let generation = state.map { String($0.generation) } ?? "-"
+                let parkedCount = String(parked.filter { $0.projector == name }.count)
+                print(row([name, checkpoint.description, String(lag), epoch, generation, parkedCount]))
+            }
+        }
+    }
+}
+
+/// Fixed-width columns for the list output.
+private func row(_ cells: [String]) -> String {
+    let widths = [20, 22, 10, 8, 6, 0]
+    return zip(cells, widths).map { cell, width in width == 0 ? cell : cell.padding(toLength: width, withPad: " ", startingAt: 0) }.joined()
+}
+
+struct ParkedCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "parked", abstract: "List, retry and skip events a projector could not apply.",
+        subcommands: [ListParked.self, SettleParked.Retry.self, SettleParked.Skip.self])
+}
+
+struct ListParked: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "Parked events as JSON lines.")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Only this projector's") var projector: String?
+
+    func run() async throws {
+        try await withReadSide(connection) { readSide, _ in
+            for event in try await readSide.parking.parked(projector: projector) {
+                let object: JSONValue = .object([
+                    "projector": .string(event.projector), "event_id": .string(event.eventID.uuidString.lowercased()),
+                    "stream_id": .string(event.streamID), "stream_version": .number(Double(event.streamVersion)),
+                    "checkpoint": .string(event.checkpoint.description), "error": .string(event.error),
+                    "attempts": .number(Double(event.attempts)), "status": .string(event.status),
+                    "held_behind": event.heldBehind.map { .string($0.uuidString.lowercased()) } ?? .null,
+                    "parked_at": .string(Timestamp.format(event.parkedAt)),
+                ])
+                print(String(decoding: try EventCoding.encode(object), as: UTF8.self))
+            }
+        }
+    }
+}
+
+enum SettleParked {
+    static func settle(_ action: ParkedEvent.Action, _ connection: ConnectionOptions, projector: String, eventID: String) async throws {
+        guard let id = UUID(uuidString: eventID) else { throw ValidationError("'\(eventID)' is not an event id") }
+        let found = try await withReadSide(connection) { readSide, _ in
+            try await readSide.parking.request(action, projector: projector, eventID: id)
+        }
+        guard found else {
+            throw CLIError("no parked event \(eventID) for \(projector) (held events follow the one they wait behind)")
+        }
+        print("parked: \(action.rawValue) requested for \(eventID); the projector's lease holder applies it")
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "retry", abstract: "Apply a parked event again, then the events held behind it.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var projector: String
+        @Argument(help: "The parked event's id") var eventID: String
+        func run() async throws { try await SettleParked.settle(.retry, connection, projector: projector, eventID: eventID) }
+    }
+
+    struct Skip: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "skip", abstract: "Drop a parked event and apply the events held behind it.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var projector: String
+        @Argument(help: "The parked event's id") var eventID: String
+        func run() async throws { try await SettleParked.settle(.skip, connection, projector: projector, eventID: eventID) }
+    }
+}

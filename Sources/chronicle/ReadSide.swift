@@ -1,0 +1,53 @@
+import Adapters
+import Commands
+import Events
+import Foundation
+import Logging
+import Metrics
+import Projections
+import ServiceLifecycle
+
+/// The composition root of the read side: every projector Chronicle runs, on which store.
+/// Adding a read model means adding it here (and to the README's list).
+struct ReadSide: Sendable {
+    let database: ChronicleDatabase
+    let redis: RedisClient
+    let metrics: any MetricsFactory
+    let logger: Logger
+
+    var parking: PostgresParkedEventStore { PostgresParkedEventStore(client: database.client, logger: logger) }
+
+    var leases: PostgresLeaseProvider { PostgresLeaseProvider(client: database.client, logger: logger) }
+
+    func runner<S: ProjectionStore>(_ store: S) -> ProjectorRunner<S> {
+        ProjectorRunner(
+            store: store, events: database.eventStore, signal: database.signal, leases: leases, parking: parking,
+            metrics: metrics, logger: logger)
+    }
+
+    func postgres<P: PostgresProjection>(_ projection: P) -> PostgresProjectionStore<P> {
+        PostgresProjectionStore(projection: projection, client: database.client, logger: logger)
+    }
+
+    func redis<P: RedisProjection>(_ projection: P) -> RedisProjectionStore<P> {
+        RedisProjectionStore(projection: projection, redis: redis, parking: parking, keyspace: database.settings.database, logger: logger)
+    }
+
+    /// The projector services, one per read model.
+    var services: [any Service] {
+        [
+            runner(postgres(AgentListProjection())),
+            runner(postgres(EventCountsProjection())),
+            runner(redis(AgentSummaryProjection())),
+        ]
+    }
+
+    /// Name and checkpoint of every projector, read from its own store.
+    func checkpoints() async throws -> [(name: String, checkpoint: Checkpoint)] {
+        [
+            (AgentListProjection().name, try await postgres(AgentListProjection()).checkpoint()),
+            (EventCountsProjection().name, try await postgres(EventCountsProjection()).checkpoint()),
+            (AgentSummaryProjection().name, try await redis(AgentSummaryProjection()).checkpoint()),
+        ]
+    }
+}
