@@ -22,10 +22,10 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("migrations-dir"), help: "Folder of migrations, to check the schema is current")
     var migrationsDir: String?
 
-    @Option(help: "Comma-separated roles this process runs: api, projectors (default: all). Run several processes with any roles against the same servers: leases share the projectors.")
-    var roles: String = "api,projectors"
+    @Option(help: "Comma-separated roles this process runs: api, projectors, relay (default: all). Run several processes with any roles against the same servers: leases share the projectors and the relay.")
+    var roles: String = "api,projectors,relay"
 
-    enum Role: String, CaseIterable { case api, projectors }
+    enum Role: String, CaseIterable { case api, projectors, relay }
 
     func chosenRoles() throws -> Set<Role> {
         let names = roles.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -59,6 +59,7 @@ struct Serve: AsyncParsableCommand {
         let readSide = ReadSide(database: database, redis: RedisClient(settings: redis, logger: logger), metrics: metrics, logger: logger)
         var services = database.services
         if roles.contains(.projectors) { services += readSide.services }
+        if roles.contains(.relay) { services.append(readSide.relay(amqp)) }
         guard roles.contains(.api) else {
             logger.info("running without the API", metadata: ["roles": "\(roles.map(\.rawValue).sorted())"])
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Starts throwaway Postgres, Redis and RabbitMQ instances on loopback, data under $CHRONICLE_DATA.
 # Safe to run again: a server whose pid file names a live process that answers is reused.
+# Name services to start only those (tests start private brokers this way, on their own ports
+# and data folder, through the CHRONICLE_* variables of config.sh).
 # Works as root (CI, these machines: Postgres runs as the postgres user) and as a normal user.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/config.sh"
@@ -11,6 +13,18 @@ say() { echo "dev: $*" >&2; }
 die() { echo "dev: error: $*" >&2; exit 1; }
 alive() { [ -f "$1" ] && kill -0 "$(head -n1 "$1")" 2>/dev/null; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Runs a long-lived daemon with no descriptor of ours but stdio: a parent that waits on a pipe
+# (Foundation's Process does) must not wait for the daemon too.
+detached() {
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      case "$fd" in 0|1|2) ;; *) eval "exec ${fd}>&-" 2>/dev/null ;; esac
+    done
+    exec "$@" </dev/null
+  )
+}
 
 as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -45,7 +59,7 @@ start_redis() {
   fi
   port_open "$CHRONICLE_REDIS_PORT" && die "port $CHRONICLE_REDIS_PORT is taken by another process; set CHRONICLE_REDIS_PORT"
   mkdir -p "$dir"
-  redis-server --port "$CHRONICLE_REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+  detached redis-server --port "$CHRONICLE_REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --daemonize yes --pidfile "$dir/redis.pid" --dir "$dir" --logfile "$LOG/redis.log" \
     || die "redis did not start; see $LOG/redis.log"
   for _ in $(seq 1 100); do
@@ -90,8 +104,8 @@ start_rabbitmq() {
   # Loopback only; the default guest user may connect from loopback.
   printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users.guest = true\n' "$CHRONICLE_AMQP_PORT" >"$dir/rabbitmq.conf"
   # A private epmd port: this epmd is ours alone, so `make stop` may stop it.
-  epmd -port "$CHRONICLE_EPMD_PORT" -address 127.0.0.1 -daemon
-  nohup "$RABBITMQ_BIN/rabbitmq-server" >"$LOG/rabbitmq.out" 2>&1 &
+  detached epmd -port "$CHRONICLE_EPMD_PORT" -address 127.0.0.1 -daemon
+  detached nohup "$RABBITMQ_BIN/rabbitmq-server" >"$LOG/rabbitmq.out" 2>&1 &
   echo $! >"$dir/launcher.pid"
   say "rabbitmq starting (takes 10-20 s)..."
   for _ in $(seq 1 120); do
@@ -102,7 +116,15 @@ start_rabbitmq() {
   die "rabbitmq did not answer AMQP within 60 s; see $LOG/rabbitmq.out"
 }
 
+# Usage: start.sh [postgres] [redis] [rabbitmq]   (no argument: all three)
 "$(dirname "${BASH_SOURCE[0]}")/install.sh"
-start_postgres
-start_redis
-start_rabbitmq
+services=("$@")
+[ ${#services[@]} -gt 0 ] || services=(postgres redis rabbitmq)
+for service in "${services[@]}"; do
+  case "$service" in
+    postgres) start_postgres ;;
+    redis) start_redis ;;
+    rabbitmq) start_rabbitmq ;;
+    *) die "unknown service '$service' (postgres, redis, rabbitmq)" ;;
+  esac
+done

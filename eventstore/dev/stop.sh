@@ -17,18 +17,23 @@ stop_pid() { # name pidfile
   rm -f "$2"
 }
 
-if [ -f "$CHRONICLE_DATA/pg/postmaster.pid" ]; then
+# Usage: stop.sh [postgres] [redis] [rabbitmq]   (no argument: all three)
+services=" ${*:-postgres redis rabbitmq} "
+
+if [[ "$services" == *" postgres "* ]] && [ -f "$CHRONICLE_DATA/pg/postmaster.pid" ]; then
   if [ "$(id -u)" -eq 0 ]; then
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$CHRONICLE_DATA/pg" -m fast -w stop >/dev/null 2>&1 && say "postgres stopped"
   else
     "$PG_BIN/pg_ctl" -D "$CHRONICLE_DATA/pg" -m fast -w stop >/dev/null 2>&1 && say "postgres stopped"
   fi
 fi
-stop_pid redis "$CHRONICLE_DATA/redis/redis.pid"
-stop_pid rabbitmq "$CHRONICLE_DATA/rabbitmq/rabbitmq.pid"
-rm -f "$CHRONICLE_DATA/rabbitmq/launcher.pid"
-# Our epmd listens on a private port, so no other node depends on it.
-if ERL_EPMD_PORT="$CHRONICLE_EPMD_PORT" epmd -names >/dev/null 2>&1; then
-  ERL_EPMD_PORT="$CHRONICLE_EPMD_PORT" epmd -kill >/dev/null 2>&1 && say "epmd stopped"
+[[ "$services" == *" redis "* ]] && stop_pid redis "$CHRONICLE_DATA/redis/redis.pid"
+if [[ "$services" == *" rabbitmq "* ]]; then
+  stop_pid rabbitmq "$CHRONICLE_DATA/rabbitmq/rabbitmq.pid"
+  rm -f "$CHRONICLE_DATA/rabbitmq/launcher.pid"
+  # Our epmd listens on a private port, so no other node depends on it.
+  if ERL_EPMD_PORT="$CHRONICLE_EPMD_PORT" epmd -names >/dev/null 2>&1; then
+    ERL_EPMD_PORT="$CHRONICLE_EPMD_PORT" epmd -kill >/dev/null 2>&1 && say "epmd stopped"
+  fi
 fi
 exit 0

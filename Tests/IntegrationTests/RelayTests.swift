@@ -1,0 +1,118 @@
+import Adapters
+import Commands
+import Events
+import Foundation
+import Projections
+import Synchronization
+import Testing
+
+@Suite(.serialized) struct RelayTests {
+    /// A queue bound to every agent integration event, and the ids that reached it.
+    final class Inbox: Sendable {
+        let ids = Mutex<Set<String>>([])
+        let bodies = Mutex<[String: Data]>([:])
+        let deliveries = Mutex(0)
+        var count: Int { ids.withLock { $0.count } }
+    }
+
+    static func consume(_ settings: AMQPSettings, queue: String, into inbox: Inbox) -> Task<Void, Never> {
+        let topology = RelayStore.topology.merging(AMQPTopology(queues: [.init(name: queue)], bindings: [(queue, "events", "agent.#")]))
+        let consumer = AMQPConsumer(settings: settings, topology: topology, queue: queue, prefetch: 50, logger: TestServers.logger)
+        return Task {
+            // Reconnects for as long as the test runs: the broker may be down for a while.
+            while !Task.isCancelled {
+                do {
+                    for try await delivery in try await consumer.deliveries() {
+                        if let id = delivery.messageID {
+                            inbox.ids.withLock { _ = $0.insert(id) }
+                            inbox.bodies.withLock { $0[id] = delivery.body }
+                        }
+                        inbox.deliveries.withLock { $0 += 1 }
+                        try await consumer.ack(delivery)
+                    }
+                } catch {}
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    static func relay(_ database: ChronicleDatabase, _ settings: AMQPSettings) -> Task<Void, any Error> {
+        let publisher = AMQPPublisher(settings: settings, topology: RelayStore.topology, confirmTimeout: .seconds(3), logger: TestServers.logger)
+        let runner = ProjectorRunner(
+            store: RelayStore(publisher: publisher, client: database.client, logger: TestServers.logger),
+            events: database.eventStore, signal: database.signal,
+            leases: PostgresLeaseProvider(client: database.client, logger: TestServers.logger),
+            parking: PostgresParkedEventStore(client: database.client, logger: TestServers.logger),
+            standbyInterval: .milliseconds(300), pollInterval: .milliseconds(200), logger: TestServers.logger)
+        return Task { try await runner.run() }
+    }
+
+    static func appendAgents(_ database: ChronicleDatabase, count: Int) async throws -> [UUID] {
+        let handler = CommandHandler<AgentDecider>(store: database.eventStore)
+        var ids: [UUID] = []
+        for n in 0..<count {
+            let id = UUID()
+            let result = try await handler.handle(
+                .create(CreateAgent(agentID: id, ownerID: "o", name: "agent \(n)", instructions: "i",
+                    settings: AgentModelSettings(model: "offline", temperature: 0.5, maxTokens: 10), now: Date())),
+                on: StreamID(category: "agent", id: id), context: CommandContext(correlationID: "req-\(n)"))
+            ids += try await database.eventStore.readStream(result.append!.streamID, from: 1, direction: .forward, limit: 10).map(\.eventID)
+        }
+        return ids
+    }
+
+    static func waitFor(_ inbox: Inbox, count: Int, timeout: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while inbox.count < count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+    }
+
+    @Test func integrationEventsArePublishedWithTheirIDsRoutingKeysAndCurrentShape() async throws {
+        try await TestServers.withDatabase(listen: true) { database in
+            let settings = try TestServers.amqp()
+            let inbox = Inbox()
+            let consumer = Self.consume(settings, queue: "test.relay.\(UUID().uuidString.prefix(8))", into: inbox)
+            defer { consumer.cancel() }
+            try await Task.sleep(for: .milliseconds(500))
+            let relay = Self.relay(database, settings)
+            defer { relay.cancel() }
+            let ids = try await Self.appendAgents(database, count: 10)
+            try await Self.waitFor(inbox, count: ids.count)
+            #expect(inbox.ids.withLock { $0 } == Set(ids.map { $0.uuidString.lowercased() }))
+            let body = try #require(inbox.bodies.withLock { $0[ids[3].uuidString.lowercased()] })
+            let message = try EventCoding.decode(IntegrationMessage.self, from: body)
+            #expect(message.eventType == "AgentCreated" && message.contractVersion == 1 && message.correlationID == "req-3")
+            #expect(message.data["settings"]?["model"] == .string("offline"))
+        }
+    }
+
+    @Test func everyIntegrationEventArrivesAcrossABrokerOutage() async throws {
+        let broker = try PrivateServer.make("rabbitmq")
+        defer { broker.destroy() }
+        try broker.start()
+        try await TestServers.withDatabase(listen: true) { database in
+            let settings = try AMQPSettings(url: broker.amqpURL)
+            let inbox = Inbox()
+            let consumer = Self.consume(settings, queue: "outage.inbox", into: inbox)
+            defer { consumer.cancel() }
+            try await Task.sleep(for: .milliseconds(500))
+            let relay = Self.relay(database, settings)
+            defer { relay.cancel() }
+
+            var expected = try await Self.appendAgents(database, count: 20)
+            try await Self.waitFor(inbox, count: expected.count)
+            #expect(inbox.count == expected.count, "before the outage")
+
+            try broker.stop()
+            expected += try await Self.appendAgents(database, count: 20)  // while the broker is down
+            try await Task.sleep(for: .seconds(2))
+            try broker.start()
+            expected += try await Self.appendAgents(database, count: 10)
+
+            try await Self.waitFor(inbox, count: expected.count)
+            let missing = Set(expected.map { $0.uuidString.lowercased() }).subtracting(inbox.ids.withLock { $0 })
+            #expect(missing.count == 0, "integration events lost across the outage")
+            #expect(inbox.count == expected.count)
+            print("broker outage: \(expected.count) events, \(inbox.deliveries.withLock { $0 }) deliveries (repeats are allowed)")
+        }
+    }
+}
