@@ -78,12 +78,12 @@ import Testing
             for _ in 0..<2 { _ = try await leases.withLease(store.projectorName) { epoch in epochs.withLock { $0.append(epoch) } } }
             #expect(epochs.withLock { $0 } == [1, 2])
             await #expect(throws: ProjectionError.fenced(projector: store.projectorName)) {
-                try await store.apply([], through: Checkpoint(transactionID: 1, position: 1), epoch: 1)
+                try await store.apply([], after: .start, through: Checkpoint(transactionID: 1, position: 1), epoch: 1)
             }
-            try await store.apply([], through: Checkpoint(transactionID: 1, position: 1), epoch: 2)
+            try await store.apply([], after: .start, through: Checkpoint(transactionID: 1, position: 1), epoch: 2)
             #expect(try await store.checkpoint() == Checkpoint(transactionID: 1, position: 1))
             // A checkpoint never moves backwards, even for the holder.
-            try await store.apply([], through: Checkpoint(transactionID: 0, position: 9), epoch: 2)
+            try await store.apply([], after: .start, through: Checkpoint(transactionID: 0, position: 9), epoch: 2)
             #expect(try await store.checkpoint() == Checkpoint(transactionID: 1, position: 1))
         }
     }
@@ -219,7 +219,7 @@ import Testing
             // The same batch again (a replay after a crash) changes nothing.
             let events = try await database.eventStore.readStream("agent-\(agent.uuidString.lowercased())", from: 1, direction: .forward, limit: 10)
             _ = try await redis.command("HSET", key(agent), "instructions", "tampered")
-            try await store.apply(events.map { .apply($0, try store.writes(for: $0)) }, through: events.last!.checkpoint, epoch: Int64.max / 2)
+            try await store.apply(events.map { .apply($0, try store.writes(for: $0)) }, after: .start, through: events.last!.checkpoint, epoch: Int64.max / 2)
             #expect(try await redis.command("HGET", key(agent), "instructions") == .string("tampered"))
         }
     }

@@ -58,7 +58,7 @@ public struct RelayStore: ProjectionStore {
             type: event.eventType, body: try EventCoding.encode(message))]
     }
 
-    public func apply(_ steps: [ProjectionStep<[OutgoingMessage]>], through: Checkpoint, epoch: Int64) async throws {
+    public func apply(_ steps: [ProjectionStep<[OutgoingMessage]>], after: Checkpoint, through: Checkpoint, epoch: Int64) async throws {
         let messages = steps.flatMap { step -> [OutgoingMessage] in
             if case .apply(_, let messages) = step { return messages }
             return []

@@ -43,7 +43,7 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
         return .start
     }
 
-    public func apply(_ steps: [ProjectionStep<[SQLStatement]>], through: Checkpoint, epoch: Int64) async throws {
+    public func apply(_ steps: [ProjectionStep<[SQLStatement]>], after: Checkpoint, through: Checkpoint, epoch: Int64) async throws {
         try await transaction { connection in
             let generation = try await lockForHolder(epoch: epoch, on: connection)
             let tables = physicalNames(generation: generation)

@@ -38,25 +38,24 @@ public struct RedisProjectionStore<P: RedisProjection>: ProjectionStore {
         return Self.parse(text) ?? .start
     }
 
-    public func apply(_ steps: [ProjectionStep<[RedisWrite]>], through: Checkpoint, epoch: Int64) async throws {
+    public func apply(_ steps: [ProjectionStep<[RedisWrite]>], after: Checkpoint, through: Checkpoint, epoch: Int64) async throws {
         if steps.contains(where: { if case .apply = $0 { false } else { true } }) {
             try await parking.record(steps, projector: projection.name)
         }
-        let first = steps.first?.event.checkpoint ?? through
         let writes = steps.flatMap { step -> [RedisWrite] in
             if case .apply(_, let writes) = step { return writes }
             return []
         }
-        try await run(writes, first: first, through: through, epoch: epoch, force: false)
+        try await run(writes, after: after, through: through, epoch: epoch, force: false)
     }
 
     public func applyReleased(_ events: [(RecordedEvent, [RedisWrite])], epoch: Int64) async throws {
-        try await run(events.flatMap(\.1), first: .start, through: .start, epoch: epoch, force: true)
+        try await run(events.flatMap(\.1), after: .start, through: .start, epoch: epoch, force: true)
         try await parking.forget(projector: projection.name, eventIDs: events.map(\.0.eventID))
     }
 
-    private func run(_ writes: [RedisWrite], first: Checkpoint, through: Checkpoint, epoch: Int64, force: Bool) async throws {
-        var args = [String(epoch), Self.format(first), Self.format(through), force ? "1" : "0"]
+    private func run(_ writes: [RedisWrite], after: Checkpoint, through: Checkpoint, epoch: Int64, force: Bool) async throws {
+        var args = [String(epoch), Self.format(after), Self.format(through), force ? "1" : "0"]
         for write in writes {
             let (op, key, rest): (String, String, [String]) =
                 switch write {
@@ -70,6 +69,7 @@ public struct RedisProjectionStore<P: RedisProjection>: ProjectionStore {
         }
         let result = try await redis.eval(Self.script, keys: [checkpointKey], args: args)
         if result.integer == -1 { throw ProjectionError.fenced(projector: projection.name) }
+        if result.integer == -2 { throw ProjectionError.checkpointMoved(projector: projection.name) }
     }
 
     /// 20-digit zero-padded parts: compared as strings in Lua, exact for 64-bit values (Lua
@@ -99,13 +99,19 @@ extension PostgresParkedEventStore {
 
 /// The apply script, outside the generic store (generic types cannot hold static stored values).
 enum RedisProjectionScript {
-    /// KEYS[1] checkpoint hash; ARGV: epoch, first, through, force, then per write: op, key, n, args.
+    /// KEYS[1] checkpoint hash; ARGV: epoch, after, through, force, then per write: op, key, n, args.
+    /// Returns 1 applied, 0 already applied (a replayed batch), -1 fenced, -2 the stored checkpoint
+    /// is not `after` (lost, e.g. Redis restarted empty, or moved by another holder).
     static let script = RedisScript("""
         local stored = redis.call('HMGET', KEYS[1], 'cp', 'epoch')
         local epoch = tonumber(ARGV[1])
         if epoch < (tonumber(stored[2]) or 0) then return -1 end
         local force = ARGV[4] == '1'
-        if not force and stored[1] and ARGV[2] <= stored[1] then return 0 end
+        if not force then
+          local current = stored[1] or '00000000000000000000/00000000000000000000'
+          if ARGV[3] <= current then return 0 end
+          if ARGV[2] ~= current then return -2 end
+        end
         local i = 5
         while i <= #ARGV do
           local op, key, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])

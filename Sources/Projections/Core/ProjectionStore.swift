@@ -12,9 +12,11 @@ public protocol ProjectionStore: Sendable {
     func checkpoint() async throws -> Checkpoint
     /// The projection's writes for one event. Pure; throwing means the event cannot be applied.
     func writes(for event: RecordedEvent) throws -> Writes
-    /// Applies a batch's steps atomically with moving the checkpoint to `through`, only while
-    /// `epoch` is the lease's current one: throws `ProjectionError.fenced` otherwise.
-    func apply(_ steps: [ProjectionStep<Writes>], through: Checkpoint, epoch: Int64) async throws
+    /// Applies a batch's steps atomically with moving the checkpoint from `after` (where the
+    /// runner read from) to `through`, only while `epoch` is the lease's current one: throws
+    /// `ProjectionError.fenced` otherwise, and `checkpointMoved` when the stored checkpoint is not
+    /// `after` (e.g. a Redis that restarted empty), so the runner reloads it and replays.
+    func apply(_ steps: [ProjectionStep<Writes>], after: Checkpoint, through: Checkpoint, epoch: Int64) async throws
     /// Applies events released from parking (retried, or held behind one that was settled)
     /// without moving the checkpoint, and forgets their parked records.
     func applyReleased(_ events: [(RecordedEvent, Writes)], epoch: Int64) async throws
@@ -96,10 +98,13 @@ public protocol ParkedEventStore: Sendable {
 public enum ProjectionError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Another process holds the lease now; this one must stop writing.
     case fenced(projector: String)
+    /// The store's checkpoint is not where this runner read from: reload it and go on from there.
+    case checkpointMoved(projector: String)
 
     public var description: String {
         switch self {
         case .fenced(let name): "projector \(name) lost its lease"
+        case .checkpointMoved(let name): "projector \(name)'s stored checkpoint moved; reloading it"
         }
     }
 }

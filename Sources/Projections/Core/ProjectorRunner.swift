@@ -78,9 +78,12 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
         let start = try await store.checkpoint()
         let held = HeldStreams(try await parking.heldStreams(projector: name))
         let follower = EventFollower(store: events, signal: signal, batchSize: batchSize, pollInterval: pollInterval, logger: logger)
+        let applied = Mutex(start)
         try await follower.follow(from: start, onIdle: { try await settleRequests(epoch: epoch, held: held) }) { batch in
             let steps = batch.map { step(for: $0, held: held) }
-            try await store.apply(steps, through: batch[batch.count - 1].checkpoint, epoch: epoch)
+            let through = batch[batch.count - 1].checkpoint
+            try await store.apply(steps, after: applied.withLock { $0 }, through: through, epoch: epoch)
+            applied.withLock { $0 = through }
             metrics.record(steps)
         }
     }
