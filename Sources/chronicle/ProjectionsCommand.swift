@@ -7,7 +7,7 @@ import Projections
 
 struct ProjectionsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "projections", abstract: "Inspect the projectors.", subcommands: [ListProjections.self])
+        commandName: "projections", abstract: "Inspect and rebuild the projectors.", subcommands: [ListProjections.self, RebuildProjection.self])
 }
 
 /// Shared setup of the read-side commands.
@@ -47,6 +47,50 @@ struct ListProjections: AsyncParsableCommand {
 private func row(_ cells: [String]) -> String {
     let widths = [20, 22, 10, 8, 6, 0]
     return zip(cells, widths).map { cell, width in width == 0 ? cell : cell.padding(toLength: width, withPad: " ", startingAt: 0) }.joined()
+}
+
+struct RebuildProjection: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rebuild",
+        abstract: "Build a Postgres read model again from position zero beside the live one, then swap it in atomically.")
+
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The projector's name (see projections list)") var name: String
+
+    func run() async throws {
+        try await withReadSide(connection) { readSide, database in
+            let bar = ProgressBar()
+            let result: (generation: Int, events: Int)
+            switch name {
+            case AgentListProjection().name:
+                result = try await readSide.postgres(AgentListProjection()).rebuild(events: database.eventStore, progress: bar.show)
+            case EventCountsProjection().name:
+                result = try await readSide.postgres(EventCountsProjection()).rebuild(events: database.eventStore, progress: bar.show)
+            case AgentSummaryProjection().name, "relay":
+                throw CLIError("\(name) is not a Postgres read model: rebuild supports agents_by_owner and event_counts")
+            default:
+                throw CLIError("no projector named '\(name)' (see 'chronicle projections list')")
+            }
+            bar.finish()
+            print("rebuild: \(name) generation \(result.generation) swapped in after \(result.events) events")
+        }
+    }
+}
+
+/// One line on stderr, redrawn: events done, rate and time left.
+final class ProgressBar: Sendable {
+    func show(_ progress: RebuildProgress) {
+        let seconds = max(0.001, Double(progress.elapsed.components.seconds) + Double(progress.elapsed.components.attoseconds) / 1e18)
+        let rate = Double(progress.events) / seconds
+        let fraction = min(1, Double(progress.events) / Double(max(1, progress.total)))
+        let filled = Int(fraction * 30)
+        let eta = rate > 0 ? Double(progress.total - progress.events) / rate : 0
+        let line = "\r[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled) + "] "
+            + "\(progress.events)/\(progress.total) events  \(Int(rate)) events/s  ETA \(Int(eta.rounded())) s   "
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    func finish() { FileHandle.standardError.write(Data("\n".utf8)) }
 }
 
 struct ParkedCommand: AsyncParsableCommand {

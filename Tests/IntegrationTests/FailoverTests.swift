@@ -98,6 +98,11 @@ import Testing
             """, logger: TestServers.logger).decode((String, String, Int64).self).all()
         #expect(counts.map { "\($0.0) \($0.1) \($0.2)" } == expectedCounts.map { "\($0.0) \($0.1) \($0.2)" }, "event_counts differs from the log")
 
+        try await expectAgentsEqualTheLog(database)
+    }
+
+    /// agents_by_owner holds one row per agent with its owner, name, status and last version.
+    static func expectAgentsEqualTheLog(_ database: ChronicleDatabase) async throws {
         let agents = try await database.client.query(
             "SELECT agent_id::text, owner_id, name, status, version FROM agents_by_owner ORDER BY 1", logger: TestServers.logger
         ).decode((String, String, String, String, Int64).self).all()

@@ -83,8 +83,12 @@ import Testing
             try await store.apply([], after: .start, through: Checkpoint(transactionID: 1, position: 1), epoch: 2)
             #expect(try await store.checkpoint() == Checkpoint(transactionID: 1, position: 1))
             // A checkpoint never moves backwards, even for the holder.
-            try await store.apply([], after: .start, through: Checkpoint(transactionID: 0, position: 9), epoch: 2)
+            try await store.apply([], after: Checkpoint(transactionID: 1, position: 1), through: Checkpoint(transactionID: 0, position: 9), epoch: 2)
             #expect(try await store.checkpoint() == Checkpoint(transactionID: 1, position: 1))
+            // A holder whose idea of the checkpoint is stale is told to reload it.
+            await #expect(throws: ProjectionError.checkpointMoved(projector: store.projectorName)) {
+                try await store.apply([], after: .start, through: Checkpoint(transactionID: 2, position: 2), epoch: 2)
+            }
         }
     }
 

@@ -45,7 +45,9 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
 
     public func apply(_ steps: [ProjectionStep<[SQLStatement]>], after: Checkpoint, through: Checkpoint, epoch: Int64) async throws {
         try await transaction { connection in
-            let generation = try await lockForHolder(epoch: epoch, on: connection)
+            let (generation, current) = try await lockForHolder(epoch: epoch, on: connection)
+            if through <= current { return }  // applied before (a replayed batch)
+            guard current == after else { throw ProjectionError.checkpointMoved(projector: projection.name) }
             let tables = physicalNames(generation: generation)
             for case .apply(_, let statements) in steps {
                 for statement in statements {
@@ -53,17 +55,21 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
                 }
             }
             try await PostgresParkedEventStore.insert(steps, projector: projection.name, on: connection, logger: logger)
-            _ = try await connection.query("""
-                UPDATE projector_checkpoints
-                SET transaction_id = \(String(through.transactionID))::xid8, position = \(through.position), updated_at = now()
-                WHERE projector = \(projection.name) AND (transaction_id, position) < (\(String(through.transactionID))::xid8, \(through.position))
-                """, logger: logger)
+            try await Self.moveCheckpoint(projection.name, to: through, on: connection, logger: logger)
         }
+    }
+
+    static func moveCheckpoint(_ projector: String, to through: Checkpoint, on connection: PostgresConnection, logger: Logger) async throws {
+        _ = try await connection.query("""
+            UPDATE projector_checkpoints
+            SET transaction_id = \(String(through.transactionID))::xid8, position = \(through.position), updated_at = now()
+            WHERE projector = \(projector)
+            """, logger: logger)
     }
 
     public func applyReleased(_ events: [(RecordedEvent, [SQLStatement])], epoch: Int64) async throws {
         try await transaction { connection in
-            let generation = try await lockForHolder(epoch: epoch, on: connection)
+            let (generation, _) = try await lockForHolder(epoch: epoch, on: connection)
             let tables = physicalNames(generation: generation)
             for (_, statements) in events {
                 for statement in statements {
@@ -78,7 +84,7 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
 
     /// One transaction on one pooled connection. Its own BEGIN/COMMIT rather than
     /// `withTransaction`, which wraps the closure's errors, so `fenced` reaches the runner as is.
-    private func transaction(_ body: (PostgresConnection) async throws -> Void) async throws {
+    func transaction(_ body: (PostgresConnection) async throws -> Void) async throws {
         try await client.withConnection { connection in
             _ = try await connection.query("BEGIN", logger: logger)
             do {
@@ -91,14 +97,16 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
         }
     }
 
-    /// Locks the checkpoint row for this transaction and returns the generation to write, or
-    /// throws `fenced` when another holder's epoch is newer.
-    private func lockForHolder(epoch: Int64, on connection: PostgresConnection) async throws -> Int {
-        let rows = try await connection.query(
-            "SELECT epoch, generation FROM projector_checkpoints WHERE projector = \(projection.name) FOR UPDATE", logger: logger)
-        for try await (current, generation) in rows.decode((Int64, Int32).self) {
+    /// Locks the checkpoint row for this transaction and returns the generation to write and the
+    /// stored checkpoint, or throws `fenced` when another holder's epoch is newer.
+    private func lockForHolder(epoch: Int64, on connection: PostgresConnection) async throws -> (Int, Checkpoint) {
+        let rows = try await connection.query("""
+            SELECT epoch, generation, transaction_id::text, position FROM projector_checkpoints
+            WHERE projector = \(projection.name) FOR UPDATE
+            """, logger: logger)
+        for try await (current, generation, tx, position) in rows.decode((Int64, Int32, String, Int64).self) {
             guard current == epoch else { throw ProjectionError.fenced(projector: projection.name) }
-            return Int(generation)
+            return (Int(generation), Checkpoint(transactionID: UInt64(tx) ?? 0, position: position))
         }
         throw ProjectionError.fenced(projector: projection.name)
     }

@@ -1,0 +1,103 @@
+import Commands
+import Events
+import Foundation
+import PostgresNIO
+import Projections
+
+/// How far a rebuild has come, for a progress bar.
+public struct RebuildProgress: Sendable {
+    public var events: Int
+    public var total: Int
+    public var elapsed: Duration
+}
+
+extension PostgresProjectionStore {
+    /// Builds the next generation of the read model from position zero beside the live one, then
+    /// swaps it in atomically. Reads go on against the current generation throughout and see the
+    /// new one only once it is complete: the swap is one transaction that locks the checkpoint
+    /// row (the live runner waits), tops the new generation up to the live checkpoint, points the
+    /// views at it and records the generation. If the rebuild got further than the live runner,
+    /// the checkpoint moves forward and the runner, finding it moved, reloads it.
+    public func rebuild(
+        events: any EventStore, batchSize: Int = 2_000, progress: @Sendable (RebuildProgress) -> Void = { _ in }
+    ) async throws -> (generation: Int, events: Int) {
+        try await prepareStorage()
+        let clock = ContinuousClock()
+        let started = clock.now
+        let total = try await countEvents()
+        let next = try await withConnectionReturning { connection in
+            try await Self.generation(of: projection.name, on: connection, logger: logger) + 1
+        }
+        let tables = physicalNames(generation: next)
+        try await transaction { connection in
+            for physical in tables.values {
+                _ = try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(physical)"), logger: logger)
+            }
+            try await createTables(generation: next, on: connection, pointViews: false)
+        }
+        var checkpoint = Checkpoint.start
+        var done = 0
+        // Catch up outside any lock.
+        while true {
+            let batch = try await events.readAll(after: checkpoint, limit: batchSize)
+            guard let last = batch.last else { break }
+            try await transaction { connection in try await apply(batch, to: tables, on: connection) }
+            checkpoint = last.checkpoint
+            done += batch.count
+            progress(RebuildProgress(events: done, total: max(total, done), elapsed: started.duration(to: clock.now)))
+        }
+        // Swap, with the live runner paused on the checkpoint row.
+        let final = checkpoint
+        try await transaction { connection in
+            var live = Checkpoint.start
+            for try await (tx, position) in try await connection.query(
+                "SELECT transaction_id::text, position FROM projector_checkpoints WHERE projector = \(projection.name) FOR UPDATE",
+                logger: logger
+            ).decode((String, Int64).self) {
+                live = Checkpoint(transactionID: UInt64(tx) ?? 0, position: position)
+            }
+            var position = final
+            while position < live {
+                let batch = try await events.readAll(after: position, limit: batchSize).filter { $0.checkpoint <= live }
+                guard let last = batch.last else { break }
+                try await apply(batch, to: tables, on: connection)
+                position = last.checkpoint
+            }
+            for table in projection.tables {
+                _ = try await connection.query(
+                    PostgresQuery(unsafeSQL: "CREATE OR REPLACE VIEW \(table.name) AS SELECT * FROM \(tables[table.name]!)"), logger: logger)
+            }
+            _ = try await connection.query(
+                "UPDATE projector_checkpoints SET generation = \(Int32(next)) WHERE projector = \(projection.name)", logger: logger)
+            if position > live { try await Self.moveCheckpoint(projection.name, to: position, on: connection, logger: logger) }
+        }
+        // The old generation is no longer read: drop it.
+        try await transaction { connection in
+            for table in projection.tables {
+                _ = try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(table.name)_g\(next - 1)"), logger: logger)
+            }
+        }
+        return (next, done)
+    }
+
+    private func apply(_ batch: [RecordedEvent], to tables: [String: String], on connection: PostgresConnection) async throws {
+        for event in batch {
+            // An event the projection cannot handle is parked for the live runner already.
+            guard let statements = try? projection.statements(for: event) else { continue }
+            for statement in statements {
+                _ = try await connection.query(statement.query(tables: tables), logger: logger)
+            }
+        }
+    }
+
+    private func countEvents() async throws -> Int {
+        for try await count in try await client.query("SELECT count(*) FROM events", logger: logger).decode(Int64.self) {
+            return Int(count)
+        }
+        return 0
+    }
+
+    private func withConnectionReturning<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await client.withConnection(body)
+    }
+}
