@@ -3,6 +3,7 @@ import ArgumentParser
 import Commands
 import Events
 import Foundation
+import Metrics
 
 /// `make bench`: measured figures, one JSON object per line. Runs in its own throwaway database on
 /// the configured server and drops it after. Every line carries the machine's load and the
@@ -14,10 +15,16 @@ struct Bench: AsyncParsableCommand {
 
     @Option(help: "Seconds per scenario") var seconds: Double = 5
 
+    @Option(help: "Events to rebuild a read model from") var rebuildEvents: Int = 1_000_000
+
+    @Option(help: "Integration events for the relay figure") var relayEvents: Int = 20_000
+
     @Option(name: .customLong("migrations-dir")) var migrationsDir: String?
 
     func validate() throws {
         guard seconds > 0, seconds <= 300 else { throw ValidationError("--seconds must be in (0, 300]") }
+        guard (1_000...10_000_000).contains(rebuildEvents) else { throw ValidationError("--rebuild-events must be 1000 to 10000000") }
+        guard (100...1_000_000).contains(relayEvents) else { throw ValidationError("--relay-events must be 100 to 1000000") }
     }
 
     func run() async throws {
@@ -33,6 +40,14 @@ struct Bench: AsyncParsableCommand {
                     try await database.migrate(migrator)
                     let report = BenchReport(durability: try await database.durabilitySettings())
                     try await EventStoreBenchmark(database: database, duration: .milliseconds(Int64(seconds * 1000)), report: report).run()
+                    let env = ProcessInfo.processInfo.environment
+                    let redis = RedisClient(settings: try RedisSettings(url: env["CHRONICLE_REDIS_URL"] ?? "redis://127.0.0.1:56379/0"), logger: logger)
+                    let amqp = try AMQPSettings(url: env["CHRONICLE_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:55672/%2f")
+                    let readSide = ReadSide(database: database, redis: redis, metrics: NOOPMetricsHandler.instance, logger: logger)
+                    try await ReadSideBenchmark(
+                        database: database, readSide: readSide, amqp: amqp, report: report, rebuildEvents: rebuildEvents,
+                        latencySeconds: max(3, Int(seconds * 2)), relayEvents: relayEvents
+                    ).run()
                 }
             } catch {
                 try? await admin.dropDatabase(name)

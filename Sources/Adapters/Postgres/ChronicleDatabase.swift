@@ -181,3 +181,12 @@ extension ChronicleDatabase {
         return states
     }
 }
+
+extension ChronicleDatabase {
+    public func countEvents() async throws -> Int {
+        for try await count in try await client.query("SELECT count(*) FROM events", logger: logger).decode(Int64.self) {
+            return Int(count)
+        }
+        return 0
+    }
+}
