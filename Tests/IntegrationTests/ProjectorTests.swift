@@ -228,3 +228,26 @@ import Testing
         }
     }
 }
+
+@Suite struct ReadYourWritesTests {
+    @Test func aQueryWaitsUntilTheReadModelHasPassedTheCommandsCheckpoint() async throws {
+        try await TestServers.withDatabase(listen: true) { database in
+            let store = PostgresProjectionStore(projection: AgentListProjection(), client: database.client, logger: TestServers.logger)
+            try await store.prepareStorage()
+            let handler = CommandHandler<AgentDecider>(store: database.eventStore)
+            let id = UUID()
+            let result = try await handler.handle(
+                .create(CreateAgent(agentID: id, ownerID: "u", name: "ryw", instructions: "i", settings: ProjectorTests.settings, now: Date())),
+                on: StreamID(category: "agent", id: id), context: CommandContext())
+            let written = try #require(result.append?.checkpoint)
+            // No projector runs yet: the wait is bounded and says it did not get there.
+            #expect(try await ReadYourWrites.wait(for: store, toReach: written, timeout: .milliseconds(200)) == false)
+            let runner = Task { try await ProjectorTests.runner(store, database).run() }
+            defer { runner.cancel() }
+            #expect(try await ReadYourWrites.wait(for: store, toReach: written, timeout: .seconds(20)))
+            let rows = try await database.client.query(
+                "SELECT count(*) FROM agents_by_owner WHERE agent_id = \(id)", logger: TestServers.logger).decode(Int64.self).all()
+            #expect(rows == [1], "the wait returned before the row was readable")
+        }
+    }
+}

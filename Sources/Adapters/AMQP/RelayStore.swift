@@ -48,14 +48,14 @@ public struct RelayStore: ProjectionStore {
     public func writes(for event: RecordedEvent) throws -> [OutgoingMessage] {
         guard let contract = contracts.byEventType[event.eventType] else { return [] }
         let current = try registry.upcast(type: event.eventType, version: event.schemaVersion, data: event.data)
-        let message = IntegrationMessage(
+        let body = try IntegrationMessage.body(
             eventID: event.eventID, eventType: event.eventType, contractVersion: contract.contractVersion,
             streamID: event.streamID, streamVersion: event.streamVersion, occurredAt: event.recordedAt,
             correlationID: event.metadata.correlationID, causationID: event.metadata.causationID,
-            tenantID: event.metadata.tenantID, data: try JSONDecoder().decode(JSONValue.self, from: current))
+            tenantID: event.metadata.tenantID, rawData: current)
         return [OutgoingMessage(
             exchange: contract.exchange, routingKey: contract.routingKey, messageID: event.eventID.uuidString.lowercased(),
-            type: event.eventType, body: try EventCoding.encode(message))]
+            type: event.eventType, body: body)]
     }
 
     public func apply(_ steps: [ProjectionStep<[OutgoingMessage]>], after: Checkpoint, through: Checkpoint, epoch: Int64) async throws {

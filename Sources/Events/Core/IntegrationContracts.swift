@@ -80,3 +80,23 @@ public struct IntegrationMessage: Codable, Sendable, Equatable {
         case eventType, contractVersion, streamID = "streamId", streamVersion, occurredAt, data
     }
 }
+
+extension IntegrationMessage {
+    /// The message body with `data` spliced in as the already-encoded JSON it is, so publishing
+    /// never parses and re-encodes a payload. Decodes as an `IntegrationMessage`.
+    public static func body(
+        eventID: UUID, eventType: String, contractVersion: Int, streamID: String, streamVersion: Int64, occurredAt: Date,
+        correlationID: String?, causationID: String?, tenantID: String?, rawData: Data
+    ) throws -> Data {
+        let envelope = IntegrationMessage(
+            eventID: eventID, eventType: eventType, contractVersion: contractVersion, streamID: streamID,
+            streamVersion: streamVersion, occurredAt: occurredAt, correlationID: correlationID, causationID: causationID,
+            tenantID: tenantID, data: .null)
+        var body = try EventCoding.encode(envelope)
+        // The envelope encodes data as "data":null; that exact byte sequence can only be the key
+        // (quotes inside string values are escaped), so it is replaced with the payload.
+        guard let range = body.range(of: Data(#""data":null"#.utf8)) else { return body }
+        body.replaceSubrange(range, with: Data(#""data":"#.utf8) + rawData)
+        return body
+    }
+}
