@@ -6,6 +6,16 @@ import Projections
 import Testing
 
 @Suite(.serialized) struct RedisOutageTests {
+    /// The agent summary read model on a private Redis.
+    static func summary(on server: PrivateServer, for database: ChronicleDatabase) throws -> (RedisClient, RedisProjectionStore<AgentSummaryProjection>) {
+        let redis = RedisClient(settings: try RedisSettings(url: server.redisURL), poolSize: 2, timeout: .seconds(1), logger: TestServers.logger)
+        let store = RedisProjectionStore(
+            projection: AgentSummaryProjection(), redis: redis,
+            parking: PostgresParkedEventStore(client: database.client, logger: TestServers.logger),
+            keyspace: database.settings.database, logger: TestServers.logger)
+        return (redis, store)
+    }
+
     /// Every agent's Redis hash holds its name, status and last version, as the log says.
     static func expectRedisEqualsTheLog(_ database: ChronicleDatabase, _ store: RedisProjectionStore<AgentSummaryProjection>, _ redis: RedisClient) async throws {
         let agents = try await database.client.query("""
@@ -27,11 +37,7 @@ import Testing
         defer { server.destroy() }
         try server.start()
         try await TestServers.withDatabase(listen: true) { database in
-            let redis = RedisClient(settings: try RedisSettings(url: server.redisURL), poolSize: 2, timeout: .seconds(1), logger: TestServers.logger)
-            let store = RedisProjectionStore(
-                projection: AgentSummaryProjection(), redis: redis,
-                parking: PostgresParkedEventStore(client: database.client, logger: TestServers.logger),
-                keyspace: database.settings.database, logger: TestServers.logger)
+            let (redis, store) = try Self.summary(on: server, for: database)
             let runner = Task { try await ProjectorTests.runner(store, database).run() }
             defer { runner.cancel() }
             let writer = FailoverTests.Writer(minimum: 60)
@@ -65,11 +71,7 @@ import Testing
         defer { server.destroy() }
         try server.start()
         try await TestServers.withDatabase(listen: true) { database in
-            let redis = RedisClient(settings: try RedisSettings(url: server.redisURL), poolSize: 2, timeout: .seconds(1), logger: TestServers.logger)
-            let store = RedisProjectionStore(
-                projection: AgentSummaryProjection(), redis: redis,
-                parking: PostgresParkedEventStore(client: database.client, logger: TestServers.logger),
-                keyspace: database.settings.database, logger: TestServers.logger)
+            let (redis, store) = try Self.summary(on: server, for: database)
             let runner = Task { try await ProjectorTests.runner(store, database).run() }
             defer { runner.cancel() }
             let before = FailoverTests.Writer(minimum: 30)

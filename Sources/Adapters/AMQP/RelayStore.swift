@@ -30,19 +30,14 @@ public struct RelayStore: ProjectionStore {
     public static let topology = AMQPTopology(
         exchanges: [(IntegrationContract.eventsExchange, "topic")] + IntegrationContract.workExchanges.map { ($0, "direct") })
 
+    var table: ProjectorCheckpointTable { ProjectorCheckpointTable(projector: Self.name, client: client, logger: logger) }
+
     public func prepareStorage() async throws {
-        _ = try await client.query(
-            "INSERT INTO projector_checkpoints (projector) VALUES (\(Self.name)) ON CONFLICT DO NOTHING", logger: logger
-        ).collect()
+        try await table.ensureRow()
     }
 
     public func checkpoint() async throws -> Checkpoint {
-        let rows = try await client.query(
-            "SELECT transaction_id::text, position FROM projector_checkpoints WHERE projector = \(Self.name)", logger: logger)
-        for try await (tx, position) in rows.decode((String, Int64).self) {
-            return Checkpoint(transactionID: UInt64(tx) ?? 0, position: position)
-        }
-        return .start
+        try await table.read()
     }
 
     public func writes(for event: RecordedEvent) throws -> [OutgoingMessage] {
@@ -64,22 +59,9 @@ public struct RelayStore: ProjectionStore {
             return []
         }
         try await publisher.publish(messages)
-        try await client.withConnection { connection in
-            _ = try await connection.query("BEGIN", logger: logger)
-            do {
+        try await table.transaction { connection in
+            try await table.advance(after: after, through: through, epoch: epoch, on: connection) { _ in
                 try await PostgresParkedEventStore.insert(steps, projector: Self.name, on: connection, logger: logger)
-                let moved = try await connection.query("""
-                    UPDATE projector_checkpoints
-                    SET transaction_id = \(String(through.transactionID))::xid8, position = \(through.position), updated_at = now()
-                    WHERE projector = \(Self.name) AND epoch = \(epoch)
-                      AND (transaction_id, position) < (\(String(through.transactionID))::xid8, \(through.position))
-                    RETURNING epoch
-                    """, logger: logger).collect()
-                if moved.isEmpty, try await currentEpoch(on: connection) != epoch { throw ProjectionError.fenced(projector: Self.name) }
-                _ = try await connection.query("COMMIT", logger: logger)
-            } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
-                throw error
             }
         }
     }
@@ -91,12 +73,4 @@ public struct RelayStore: ProjectionStore {
         ).collect()
     }
 
-    private func currentEpoch(on connection: PostgresConnection) async throws -> Int64 {
-        for try await epoch in try await connection.query(
-            "SELECT epoch FROM projector_checkpoints WHERE projector = \(Self.name)", logger: logger
-        ).decode(Int64.self) {
-            return epoch
-        }
-        return -1
-    }
 }

@@ -69,7 +69,7 @@ extension PostgresProjectionStore {
             }
             _ = try await connection.query(
                 "UPDATE projector_checkpoints SET generation = \(Int32(next)) WHERE projector = \(projection.name)", logger: logger)
-            if position > live { try await Self.moveCheckpoint(projection.name, to: position, on: connection, logger: logger) }
+            if position > live { try await table.move(to: position, on: connection) }
         }
         // The old generation is no longer read: drop it.
         try await transaction { connection in

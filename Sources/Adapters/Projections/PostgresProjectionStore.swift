@@ -21,6 +21,8 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
 
     public var projectorName: String { projection.name }
 
+    var table: ProjectorCheckpointTable { ProjectorCheckpointTable(projector: projection.name, client: client, logger: logger) }
+
     public func writes(for event: RecordedEvent) throws -> [SQLStatement] {
         try projection.statements(for: event)
     }
@@ -35,41 +37,26 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
     }
 
     public func checkpoint() async throws -> Checkpoint {
-        let rows = try await client.query(
-            "SELECT transaction_id::text, position FROM projector_checkpoints WHERE projector = \(projection.name)", logger: logger)
-        for try await (tx, position) in rows.decode((String, Int64).self) {
-            return Checkpoint(transactionID: UInt64(tx) ?? 0, position: position)
-        }
-        return .start
+        try await table.read()
     }
 
     public func apply(_ steps: [ProjectionStep<[SQLStatement]>], after: Checkpoint, through: Checkpoint, epoch: Int64) async throws {
         try await transaction { connection in
-            let (generation, current) = try await lockForHolder(epoch: epoch, on: connection)
-            if through <= current { return }  // applied before (a replayed batch)
-            guard current == after else { throw ProjectionError.checkpointMoved(projector: projection.name) }
-            let tables = physicalNames(generation: generation)
-            for case .apply(_, let statements) in steps {
-                for statement in statements {
-                    _ = try await connection.query(statement.query(tables: tables), logger: logger)
+            try await table.advance(after: after, through: through, epoch: epoch, on: connection) { generation in
+                let tables = physicalNames(generation: generation)
+                for case .apply(_, let statements) in steps {
+                    for statement in statements {
+                        _ = try await connection.query(statement.query(tables: tables), logger: logger)
+                    }
                 }
+                try await PostgresParkedEventStore.insert(steps, projector: projection.name, on: connection, logger: logger)
             }
-            try await PostgresParkedEventStore.insert(steps, projector: projection.name, on: connection, logger: logger)
-            try await Self.moveCheckpoint(projection.name, to: through, on: connection, logger: logger)
         }
-    }
-
-    static func moveCheckpoint(_ projector: String, to through: Checkpoint, on connection: PostgresConnection, logger: Logger) async throws {
-        _ = try await connection.query("""
-            UPDATE projector_checkpoints
-            SET transaction_id = \(String(through.transactionID))::xid8, position = \(through.position), updated_at = now()
-            WHERE projector = \(projector)
-            """, logger: logger)
     }
 
     public func applyReleased(_ events: [(RecordedEvent, [SQLStatement])], epoch: Int64) async throws {
         try await transaction { connection in
-            let (generation, _) = try await lockForHolder(epoch: epoch, on: connection)
+            let (generation, _) = try await table.lock(epoch: epoch, on: connection)
             let tables = physicalNames(generation: generation)
             for (_, statements) in events {
                 for statement in statements {
@@ -82,33 +69,8 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
         }
     }
 
-    /// One transaction on one pooled connection. Its own BEGIN/COMMIT rather than
-    /// `withTransaction`, which wraps the closure's errors, so `fenced` reaches the runner as is.
     func transaction(_ body: (PostgresConnection) async throws -> Void) async throws {
-        try await client.withConnection { connection in
-            _ = try await connection.query("BEGIN", logger: logger)
-            do {
-                try await body(connection)
-                _ = try await connection.query("COMMIT", logger: logger)
-            } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
-                throw error
-            }
-        }
-    }
-
-    /// Locks the checkpoint row for this transaction and returns the generation to write and the
-    /// stored checkpoint, or throws `fenced` when another holder's epoch is newer.
-    private func lockForHolder(epoch: Int64, on connection: PostgresConnection) async throws -> (Int, Checkpoint) {
-        let rows = try await connection.query("""
-            SELECT epoch, generation, transaction_id::text, position FROM projector_checkpoints
-            WHERE projector = \(projection.name) FOR UPDATE
-            """, logger: logger)
-        for try await (current, generation, tx, position) in rows.decode((Int64, Int32, String, Int64).self) {
-            guard current == epoch else { throw ProjectionError.fenced(projector: projection.name) }
-            return (Int(generation), Checkpoint(transactionID: UInt64(tx) ?? 0, position: position))
-        }
-        throw ProjectionError.fenced(projector: projection.name)
+        try await table.transaction(body)
     }
 
     func physicalNames(generation: Int) -> [String: String] {

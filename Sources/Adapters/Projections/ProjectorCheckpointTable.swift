@@ -1,0 +1,78 @@
+import Events
+import Foundation
+import Logging
+import PostgresNIO
+import Projections
+
+/// `projector_checkpoints`, shared by every store whose checkpoint lives in Postgres (Postgres
+/// projections and the relay): one place for reading it, and for the fenced, compare-and-set move.
+struct ProjectorCheckpointTable {
+    let projector: String
+    let client: PostgresClient
+    let logger: Logger
+
+    func ensureRow() async throws {
+        _ = try await client.query(
+            "INSERT INTO projector_checkpoints (projector) VALUES (\(projector)) ON CONFLICT DO NOTHING", logger: logger
+        ).collect()
+    }
+
+    func read() async throws -> Checkpoint {
+        let rows = try await client.query(
+            "SELECT transaction_id::text, position FROM projector_checkpoints WHERE projector = \(projector)", logger: logger)
+        for try await (tx, position) in rows.decode((String, Int64).self) {
+            return Checkpoint(transactionID: UInt64(tx) ?? 0, position: position)
+        }
+        return .start
+    }
+
+    /// One transaction on one pooled connection. Its own BEGIN/COMMIT rather than
+    /// `withTransaction`, which wraps the closure's errors, so `fenced` reaches the runner as is.
+    func transaction(_ body: (PostgresConnection) async throws -> Void) async throws {
+        try await client.withConnection { connection in
+            _ = try await connection.query("BEGIN", logger: logger)
+            do {
+                try await body(connection)
+                _ = try await connection.query("COMMIT", logger: logger)
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    /// Locks the row for the transaction and returns the generation and stored checkpoint, or
+    /// throws `fenced` when another holder's epoch is newer.
+    func lock(epoch: Int64, on connection: PostgresConnection) async throws -> (generation: Int, checkpoint: Checkpoint) {
+        let rows = try await connection.query("""
+            SELECT epoch, generation, transaction_id::text, position FROM projector_checkpoints
+            WHERE projector = \(projector) FOR UPDATE
+            """, logger: logger)
+        for try await (current, generation, tx, position) in rows.decode((Int64, Int32, String, Int64).self) {
+            guard current == epoch else { throw ProjectionError.fenced(projector: projector) }
+            return (Int(generation), Checkpoint(transactionID: UInt64(tx) ?? 0, position: position))
+        }
+        throw ProjectionError.fenced(projector: projector)
+    }
+
+    /// Inside `transaction`: locks the row, skips a batch applied before (returns false), refuses
+    /// one that does not follow the stored checkpoint, runs `write` and moves the checkpoint.
+    func advance(
+        after: Checkpoint, through: Checkpoint, epoch: Int64, on connection: PostgresConnection,
+        _ write: (_ generation: Int) async throws -> Void
+    ) async throws {
+        let (generation, current) = try await lock(epoch: epoch, on: connection)
+        if through <= current { return }
+        guard current == after else { throw ProjectionError.checkpointMoved(projector: projector) }
+        try await write(generation)
+        try await move(to: through, on: connection)
+    }
+
+    func move(to through: Checkpoint, on connection: PostgresConnection) async throws {
+        _ = try await connection.query("""
+            UPDATE projector_checkpoints
+            SET transaction_id = \(String(through.transactionID))::xid8, position = \(through.position), updated_at = now()
+            WHERE projector = \(projector)
+            """, logger: logger)
+    }
+}
