@@ -83,22 +83,33 @@ import Testing
 
     @Test func tailFollowsTheLogLive() async throws {
         try await TestServers.withDatabase { database in
-            let process = try CLIProcess.start(["events", "tail", "--database-url", Self.url(database)])
+            // Start after the current head, whenever the process gets going: no race with startup.
+            let start = try await TestServers.newestCommitted(database)
+            let output = FileManager.default.temporaryDirectory.appendingPathComponent("tail-\(UUID()).jsonl")
+            FileManager.default.createFile(atPath: output.path, contents: nil)
+            defer { try? FileManager.default.removeItem(at: output) }
+            let process = try CLIProcess.start(
+                ["events", "tail", "--after", start.description, "--database-url", Self.url(database)],
+                stdout: try FileHandle(forWritingTo: output))
             defer { if process.isRunning { process.terminate() } }
-            try await Task.sleep(for: .milliseconds(800))
-            let ids = (0..<3).map { _ in UUID() }
-            for id in ids {
+            var ids: [UUID] = []
+            for round in 0..<3 {
+                let id = UUID()
+                ids.append(id)
                 _ = try await database.eventStore.append(to: "tail-1", expected: .any, events: [
                     NewEvent(eventID: id, eventType: "E", schemaVersion: 1, data: Data("{}".utf8), metadata: EventMetadata()),
                 ])
+                if round == 0 { try await Task.sleep(for: .milliseconds(500)) }  // the rest arrive while it follows
             }
-            try await Task.sleep(for: .seconds(2))
-            process.terminate()
-            process.waitUntilExit()
-            let output = String(decoding: (process.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            var printed = ""
+            for _ in 0..<200 where !ids.allSatisfy({ printed.contains($0.uuidString.lowercased()) }) {
+                try await Task.sleep(for: .milliseconds(100))
+                printed = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+            }
             for id in ids {
-                #expect(output.contains(id.uuidString.lowercased()), "tail did not print \(id)")
+                #expect(printed.contains(id.uuidString.lowercased()), "tail did not print \(id)")
             }
+            #expect(process.isRunning, "tail stopped instead of following")
         }
     }
 

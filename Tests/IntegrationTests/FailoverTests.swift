@@ -63,10 +63,7 @@ import Testing
     }
 
     static func newestCommitted(_ database: ChronicleDatabase) async throws -> Checkpoint {
-        let rows = try await database.client.query(
-            "SELECT transaction_id::text, global_position FROM events ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
-            logger: TestServers.logger).decode((String, Int64).self).all()
-        return rows.first.map { Checkpoint(transactionID: UInt64($0.0)!, position: $0.1) } ?? .start
+        try await TestServers.newestCommitted(database)
     }
 
     static func checkpoint(_ database: ChronicleDatabase, _ projector: String) async throws -> Checkpoint {

@@ -29,11 +29,7 @@ import Testing
     /// Waits until the store's checkpoint reaches the newest committed event. (Not `head()`: that
     /// honours the xmin horizon, which other tests' transactions hold back for a moment.)
     static func caughtUp<S: ProjectionStore>(_ store: S, _ database: ChronicleDatabase, timeout: Duration = .seconds(20)) async throws {
-        let newest = try await database.client.query(
-            "SELECT transaction_id::text, global_position FROM events ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
-            logger: TestServers.logger
-        ).decode((String, Int64).self).all()
-        let head = newest.first.map { Checkpoint(transactionID: UInt64($0.0)!, position: $0.1) } ?? .start
+        let head = try await TestServers.newestCommitted(database)
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while try await store.checkpoint() < head {
             guard ContinuousClock.now < deadline else {

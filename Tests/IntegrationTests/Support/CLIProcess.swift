@@ -46,13 +46,13 @@ struct CLIProcess {
             stderr: String(decoding: await err, as: UTF8.self))
     }
 
-    static func start(_ arguments: [String], environment: [String: String] = environment()) throws -> Process {
+    static func start(_ arguments: [String], environment: [String: String] = environment(), stdout: FileHandle? = nil) throws -> Process {
         let process = Process()
         process.executableURL = try binary()
         process.arguments = arguments
         process.environment = environment
         process.currentDirectoryURL = TestServers.root
-        process.standardOutput = Pipe()
+        process.standardOutput = stdout ?? Pipe()
         process.standardError = Pipe()
         try process.run()
         return process

@@ -1,4 +1,5 @@
 import Adapters
+import Events
 import Foundation
 import Logging
 import Testing
@@ -58,6 +59,19 @@ enum TestServers {
 
     private static func drop(_ name: String) async throws {
         try await ChronicleDatabase.withRunning(try postgres(), logger: logger) { admin in try await admin.dropDatabase(name) }
+    }
+}
+
+extension TestServers {
+    /// The newest committed event, ignoring the xmin horizon. The cast has its own name and the
+    /// sort names the table's column: sorted as text, xid 999 would come after 1000 (the readAll
+    /// bug, which these helpers once repeated; CI on a fresh cluster caught it).
+    static func newestCommitted(_ database: ChronicleDatabase) async throws -> Checkpoint {
+        let rows = try await database.client.query("""
+            SELECT transaction_id::text AS transaction_text, global_position FROM events
+            ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1
+            """, logger: logger).decode((String, Int64).self).all()
+        return rows.first.map { Checkpoint(transactionID: UInt64($0.0)!, position: $0.1) } ?? .start
     }
 }
 
