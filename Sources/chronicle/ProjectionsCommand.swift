@@ -31,7 +31,12 @@ struct ListProjections: AsyncParsableCommand {
             let states = try await database.projectorStates()
             let parked = try await readSide.parking.parked(projector: nil)
             print(row(["PROJECTOR", "CHECKPOINT", "LAG", "EPOCH", "GEN", "PARKED"]))
-            for (name, checkpoint) in try await readSide.checkpoints() {
+            var listed = try await readSide.checkpoints()
+            // The relay (and any other Postgres-checkpointed runner) from the table itself.
+            for (name, state) in states.sorted(by: { $0.key < $1.key }) where !listed.contains(where: { $0.name == name }) {
+                listed.append((name, state.checkpoint))
+            }
+            for (name, checkpoint) in listed {
                 let lag = try await database.eventsAfter(checkpoint)
                 let state = states[name]
                 let epoch = state.map { String($0.epoch) } ?? "-"

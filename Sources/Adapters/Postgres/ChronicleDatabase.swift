@@ -171,15 +171,27 @@ extension ChronicleDatabase {
         return 0
     }
 
-    /// Epoch, generation and last update of every projector that ever held a lease.
-    public func projectorStates() async throws -> [String: (epoch: Int64, generation: Int, updatedAt: Date)] {
-        var states: [String: (epoch: Int64, generation: Int, updatedAt: Date)] = [:]
-        let rows = try await client.query("SELECT projector, epoch, generation, updated_at FROM projector_checkpoints", logger: logger)
-        for try await (name, epoch, generation, updated) in rows.decode((String, Int64, Int32, Date).self) {
-            states[name] = (epoch, Int(generation), updated)
+    /// What `projector_checkpoints` says of every projector that ever held a lease: its epoch,
+    /// generation, last update, and checkpoint (Redis projectors keep theirs in Redis instead).
+    public func projectorStates() async throws -> [String: ProjectorState] {
+        var states: [String: ProjectorState] = [:]
+        let rows = try await client.query(
+            "SELECT projector, epoch, generation, updated_at, transaction_id::text AS transaction_text, position FROM projector_checkpoints",
+            logger: logger)
+        for try await (name, epoch, generation, updated, tx, position) in rows.decode((String, Int64, Int32, Date, String, Int64).self) {
+            states[name] = ProjectorState(
+                epoch: epoch, generation: Int(generation), updatedAt: updated,
+                checkpoint: Checkpoint(transactionID: UInt64(tx) ?? 0, position: position))
         }
         return states
     }
+}
+
+public struct ProjectorState: Sendable {
+    public var epoch: Int64
+    public var generation: Int
+    public var updatedAt: Date
+    public var checkpoint: Checkpoint
 }
 
 extension ChronicleDatabase {
