@@ -45,7 +45,7 @@ struct ReadSide: Sendable {
     /// The relay: integration events from the log to RabbitMQ, with publisher confirms.
     func relay(_ amqp: AMQPSettings) -> ProjectorRunner<RelayStore> {
         let publisher = AMQPPublisher(settings: amqp, topology: RelayStore.topology, logger: logger)
-        return runner(RelayStore(publisher: publisher, client: database.client, logger: logger))
+        return runner(RelayStore(publisher: publisher, client: database.client, metrics: metrics, logger: logger))
     }
 
     /// Name and checkpoint of every projector, read from its own store.

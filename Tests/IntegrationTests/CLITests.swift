@@ -137,6 +137,9 @@ import Testing
             }
             let metrics = try #require(await CLIProcess.get("\(base)/metrics"))
             #expect(metrics.status == 200 && metrics.body.contains("hb_requests"), "\(metrics.body.prefix(500))")
+            for name in ["chronicle_projector_events_total", "chronicle_projector_lag_seconds", "chronicle_relay_published_total", "chronicle_relay_outbox_depth"] {
+                #expect(metrics.body.contains(name), "\(name) missing from /metrics")
+            }
             let missing = try #require(await CLIProcess.get("\(base)/nope"))
             #expect(missing.status == 404 && missing.body.contains("route.not_found"))
 

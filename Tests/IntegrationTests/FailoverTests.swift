@@ -9,8 +9,8 @@ import Testing
 /// Whole processes, killed with SIGKILL: the projectors' guarantees must hold when a process dies
 /// at any moment.
 @Suite(.serialized) struct FailoverTests {
-    static func serve(_ database: ChronicleDatabase) throws -> Process {
-        try CLIProcess.start(["serve", "--roles", "projectors", "--database-url", CLITests.url(database)])
+    static func serve(_ database: ChronicleDatabase, roles: String = "projectors") throws -> Process {
+        try CLIProcess.start(["serve", "--roles", roles, "--database-url", CLITests.url(database)])
     }
 
     /// Appends agent commands (creates, changes, deletes) until stopped, and at least `minimum`
@@ -171,24 +171,37 @@ import Testing
         }
     }
 
-    @Test func aProjectorProcessKilledFiveTimesStillEndsEqualToTheLog() async throws {
+    @Test func aProjectorAndRelayProcessKilledFiveTimesStillEndsEqualToTheLog() async throws {
         try await TestServers.withDatabase { database in
+            // Integration events are counted by distinct message id on a queue of the test's own.
+            let inbox = RelayTests.Inbox()
+            let consumer = RelayTests.consume(try TestServers.amqp(), queue: "crash.\(database.settings.database)", into: inbox)
+            defer { consumer.cancel() }
+            try await Task.sleep(for: .milliseconds(500))
             let writer = Writer()
             let writing = Task { try await writer.run(database) }
-            var process = try Self.serve(database)
+            var process = try Self.serve(database, roles: "projectors,relay")
             var generator = SystemRandomNumberGenerator()
             for _ in 0..<5 {
                 try await Task.sleep(for: .milliseconds(Int64.random(in: 300...1500, using: &generator)))
                 kill(process.processIdentifier, SIGKILL)
                 process.waitUntilExit()
-                process = try Self.serve(database)
+                process = try Self.serve(database, roles: "projectors,relay")
             }
             try await Task.sleep(for: .seconds(1))
             writer.stop.withLock { $0 = true }
             try await writing.value
             defer { process.terminate() }
-            try await Self.waitForCatchUp(database, projectors: ["event_counts", "agents_by_owner"])
+            try await Self.waitForCatchUp(database, projectors: ["event_counts", "agents_by_owner", "relay"])
             try await Self.expectReadModelsEqualTheLog(database)
+
+            // Every integration event was published at least once.
+            let published = try await database.client.query(
+                "SELECT event_id FROM events WHERE event_type IN ('AgentCreated', 'AgentInstructionsChanged', 'AgentDeleted')",
+                logger: TestServers.logger).decode(UUID.self).all().map { $0.uuidString.lowercased() }
+            try await RelayTests.waitFor(inbox, count: published.count)
+            let missing = Set(published).subtracting(inbox.ids.withLock { $0 })
+            #expect(missing.count == 0, "integration events never published")
 
             // Redis, key by key: each agent's hash holds the name, status and last version.
             let redis = RedisClient(settings: try TestServers.redis(), logger: TestServers.logger)
@@ -208,7 +221,7 @@ import Testing
                 let fields = try await redis.pipeline([["HGET", key, "name"], ["HGET", key, "status"], ["HGET", key, "version"]])
                 #expect(fields == [.string(name), .string(status), .string(String(version))], "redis \(key) differs")
             }
-            print("crash test: \(writer.count.withLock { $0 }) commands across 5 SIGKILLs")
+            print("crash test: \(writer.count.withLock { $0 }) commands across 5 SIGKILLs, \(published.count) integration events, \(inbox.deliveries.withLock { $0 }) deliveries")
         }
     }
 

@@ -1,6 +1,7 @@
 import Events
 import Foundation
 import Logging
+import Metrics
 import PostgresNIO
 import Projections
 
@@ -15,13 +16,20 @@ public struct RelayStore: ProjectionStore {
     let registry: EventRegistry
     let client: PostgresClient
     let logger: Logger
+    let published: Counter
+    let outboxDepth: Gauge
 
-    public init(publisher: AMQPPublisher, contracts: IntegrationContracts = .chronicle, registry: EventRegistry = .chronicle, client: PostgresClient, logger: Logger) {
+    public init(
+        publisher: AMQPPublisher, contracts: IntegrationContracts = .chronicle, registry: EventRegistry = .chronicle, client: PostgresClient,
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance, logger: Logger
+    ) {
         self.publisher = publisher
         self.contracts = contracts
         self.registry = registry
         self.client = client
         self.logger = logger
+        published = Counter(label: "chronicle_relay_published_total", dimensions: [], factory: metrics)
+        outboxDepth = Gauge(label: "chronicle_relay_outbox_depth", dimensions: [], factory: metrics)
     }
 
     public var projectorName: String { Self.name }
@@ -63,6 +71,11 @@ public struct RelayStore: ProjectionStore {
             try await table.advance(after: after, through: through, epoch: epoch, on: connection) { _ in
                 try await PostgresParkedEventStore.insert(steps, projector: Self.name, on: connection, logger: logger)
             }
+        }
+        published.increment(by: messages.count)
+        // Events still behind the relay's checkpoint (counted up to 100,000): the outbox depth.
+        if let depth = try? await PostgresEventStore.count(after: through, cap: 100_000, client: client, logger: logger) {
+            outboxDepth.record(depth)
         }
     }
 

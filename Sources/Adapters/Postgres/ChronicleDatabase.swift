@@ -162,13 +162,7 @@ extension ChronicleDatabase {
 extension ChronicleDatabase {
     /// How many events lie after `checkpoint` (counted up to `cap`): a projector's lag.
     public func eventsAfter(_ checkpoint: Checkpoint, cap: Int = 1_000_000) async throws -> Int {
-        let rows = try await client.query("""
-            SELECT count(*) FROM (SELECT 1 FROM events
-              WHERE (transaction_id, global_position) > (\(String(checkpoint.transactionID))::xid8, \(checkpoint.position))
-              LIMIT \(Int64(cap))) AS lag
-            """, logger: logger)
-        for try await count in rows.decode(Int64.self) { return Int(count) }
-        return 0
+        try await PostgresEventStore.count(after: checkpoint, cap: cap, client: client, logger: logger)
     }
 
     /// What `projector_checkpoints` says of every projector that ever held a lease: its epoch,

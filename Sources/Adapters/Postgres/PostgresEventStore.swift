@@ -186,6 +186,17 @@ public struct PostgresEventStore: EventStore {
         return rows.first?.checkpoint ?? .start
     }
 
+    /// How many events lie after `checkpoint` in the safe order, counted up to `cap`.
+    static func count(after checkpoint: Checkpoint, cap: Int, client: PostgresClient, logger: Logger) async throws -> Int {
+        let rows = try await client.query("""
+            SELECT count(*) FROM (SELECT 1 FROM events
+              WHERE (transaction_id, global_position) > (\(String(checkpoint.transactionID))::xid8, \(checkpoint.position))
+              LIMIT \(Int64(cap))) AS behind
+            """, logger: logger)
+        for try await count in rows.decode(Int64.self) { return Int(count) }
+        return 0
+    }
+
     private func fetch(_ query: PostgresQuery) async throws -> [RecordedEvent] {
         do {
             var events: [RecordedEvent] = []

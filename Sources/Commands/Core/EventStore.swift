@@ -107,3 +107,9 @@ public protocol HoldBackProbe: Sendable {
     /// True when committed events after `checkpoint` wait behind a transaction still open.
     func heldBack(after checkpoint: Checkpoint) async throws -> Bool
 }
+
+/// Optional: stores that can count what lies after a checkpoint, for lag metrics.
+public protocol LagProbe: Sendable {
+    /// Events after `checkpoint` in the read order, counted up to `cap`.
+    func eventsAfter(_ checkpoint: Checkpoint, cap: Int) async throws -> Int
+}

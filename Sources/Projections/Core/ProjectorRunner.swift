@@ -79,12 +79,20 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
         let held = HeldStreams(try await parking.heldStreams(projector: name))
         let follower = EventFollower(store: events, signal: signal, batchSize: batchSize, pollInterval: pollInterval, logger: logger)
         let applied = Mutex(start)
-        try await follower.follow(from: start, onIdle: { try await settleRequests(epoch: epoch, held: held) }) { batch in
+        try await follower.follow(from: start, onIdle: {
+            metrics.caughtUp()
+            try await settleRequests(epoch: epoch, held: held)
+        }) { batch in
             let steps = batch.map { step(for: $0, held: held) }
             let through = batch[batch.count - 1].checkpoint
             try await store.apply(steps, after: applied.withLock { $0 }, through: through, epoch: epoch)
             applied.withLock { $0 = through }
             metrics.record(steps)
+            if batch.count == batchSize, let probe = events as? any LagProbe,
+                let behind = try? await probe.eventsAfter(through, cap: 1_000_000)
+            {
+                metrics.lagEvents.record(behind)
+            }
         }
     }
 
@@ -165,12 +173,20 @@ struct ProjectorMetrics: Sendable {
     let handled: Counter
     let parked: Counter
     let lagSeconds: Gauge
+    let lagEvents: Gauge
 
     init(projector: String, factory: any MetricsFactory) {
         let dimensions = [("projector", projector)]
         handled = Counter(label: "chronicle_projector_events_total", dimensions: dimensions, factory: factory)
         parked = Counter(label: "chronicle_projector_parked_total", dimensions: dimensions, factory: factory)
         lagSeconds = Gauge(label: "chronicle_projector_lag_seconds", dimensions: dimensions, factory: factory)
+        lagEvents = Gauge(label: "chronicle_projector_lag_events", dimensions: dimensions, factory: factory)
+    }
+
+    /// Caught up with the log: no lag.
+    func caughtUp() {
+        lagEvents.record(0)
+        lagSeconds.record(0)
     }
 
     func record<W>(_ steps: [ProjectionStep<W>]) {
