@@ -119,6 +119,7 @@ import Testing
                 #expect(body["code"] as? String == "route.not_found")
                 #expect(body["instance"] as? String == "/no/such/route")
                 #expect(body["type"] as? String == "/problems/route.not_found")
+                #expect(String(buffer: response.body).contains(#""type":"/problems/route.not_found""#), "slashes escaped")
             }
         }
     }

@@ -52,8 +52,10 @@ public struct Problem: HTTPResponseError, Codable, Sendable, Equatable {
         document.instance = instance ?? request.uri.path
         var fields = headers
         fields[.contentType] = "application/problem+json"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
         return Response(
             status: status, headers: fields,
-            body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder().encode(document))))
+            body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(document))))
     }
 }
