@@ -19,10 +19,10 @@ struct ReadSide: Sendable {
 
     var leases: PostgresLeaseProvider { PostgresLeaseProvider(client: database.client, logger: logger) }
 
-    func runner<S: ProjectionStore>(_ store: S) -> ProjectorRunner<S> {
+    func runner<S: ProjectionStore>(_ store: S, lagAlsoReportedAs alias: String? = nil) -> ProjectorRunner<S> {
         ProjectorRunner(
             store: store, events: database.eventStore, signal: database.signal, leases: leases, parking: parking,
-            metrics: metrics, logger: logger)
+            metrics: metrics, lagAlsoReportedAs: alias, logger: logger)
     }
 
     func postgres<P: PostgresProjection>(_ projection: P) -> PostgresProjectionStore<P> {
@@ -45,7 +45,9 @@ struct ReadSide: Sendable {
     /// The relay: integration events from the log to RabbitMQ, with publisher confirms.
     func relay(_ amqp: AMQPSettings) -> ProjectorRunner<RelayStore> {
         let publisher = AMQPPublisher(settings: amqp, topology: RelayStore.topology, logger: logger)
-        return runner(RelayStore(publisher: publisher, client: database.client, metrics: metrics, logger: logger))
+        return runner(
+            RelayStore(publisher: publisher, client: database.client, metrics: metrics, logger: logger),
+            lagAlsoReportedAs: RelayStore.outboxDepthMetric)
     }
 
     /// Name and checkpoint of every projector, read from its own store.

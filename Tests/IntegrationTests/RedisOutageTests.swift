@@ -16,6 +16,31 @@ import Testing
         return (redis, store)
     }
 
+    /// Runs `body` with the agent summary projector working against a Redis of the test's own.
+    static func withSummaryOnPrivateRedis(
+        _ body: @Sendable (PrivateServer, ChronicleDatabase, RedisClient, RedisProjectionStore<AgentSummaryProjection>) async throws -> Void
+    ) async throws {
+        let server = try PrivateServer.make("redis")
+        defer { server.destroy() }
+        try server.start()
+        try await TestServers.withDatabase(listen: true) { database in
+            let (redis, store) = try summary(on: server, for: database)
+            let runner = Task { try await ProjectorTests.runner(store, database).run() }
+            defer { runner.cancel() }
+            try await body(server, database, redis, store)
+        }
+    }
+
+    /// Waits (up to 60 s) until the Redis model has passed the newest committed event.
+    static func waitForCatchUp(_ store: RedisProjectionStore<AgentSummaryProjection>, _ database: ChronicleDatabase) async throws {
+        let target = try await TestServers.newestCommitted(database)
+        let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+        while (try? await store.checkpoint()) ?? .start < target, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await store.checkpoint() >= target, "the Redis read model never caught up")
+    }
+
     /// Every agent's Redis hash holds its name, status and last version, as the log says.
     static func expectRedisEqualsTheLog(_ database: ChronicleDatabase, _ store: RedisProjectionStore<AgentSummaryProjection>, _ redis: RedisClient) async throws {
         let agents = try await database.client.query("""
@@ -33,13 +58,7 @@ import Testing
     }
 
     @Test func aRedisThatRestartsEmptyMidStreamIsRebuiltAndEqualsTheLog() async throws {
-        let server = try PrivateServer.make("redis")
-        defer { server.destroy() }
-        try server.start()
-        try await TestServers.withDatabase(listen: true) { database in
-            let (redis, store) = try Self.summary(on: server, for: database)
-            let runner = Task { try await ProjectorTests.runner(store, database).run() }
-            defer { runner.cancel() }
+        try await Self.withSummaryOnPrivateRedis { server, database, redis, store in
             let writer = FailoverTests.Writer(minimum: 60)
             let writing = Task { try await writer.run(database) }
 
@@ -51,12 +70,7 @@ import Testing
             writer.stop.withLock { $0 = true }
             try await writing.value
 
-            let target = try await FailoverTests.newestCommitted(database)
-            let deadline = ContinuousClock.now.advanced(by: .seconds(60))
-            while (try? await store.checkpoint()) ?? .start < target, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            #expect(try await store.checkpoint() >= target, "the Redis read model never caught up")
+            try await Self.waitForCatchUp(store, database)
             try await Self.expectRedisEqualsTheLog(database, store, redis)
             print("redis outage: \(writer.count.withLock { $0 }) commands, model equals the log")
         }
@@ -67,13 +81,7 @@ import Testing
     /// compare-and-set on the checkpoint, new events were applied onto the empty Redis and every
     /// earlier agent was missing.
     @Test func aRedisThatLosesItsDataWhileIdleIsRebuiltAndEqualsTheLog() async throws {
-        let server = try PrivateServer.make("redis")
-        defer { server.destroy() }
-        try server.start()
-        try await TestServers.withDatabase(listen: true) { database in
-            let (redis, store) = try Self.summary(on: server, for: database)
-            let runner = Task { try await ProjectorTests.runner(store, database).run() }
-            defer { runner.cancel() }
+        try await Self.withSummaryOnPrivateRedis { server, database, redis, store in
             let before = FailoverTests.Writer(minimum: 30)
             before.stop.withLock { $0 = true }
             try await before.run(database)
@@ -85,11 +93,7 @@ import Testing
             after.stop.withLock { $0 = true }
             try await after.run(database)
 
-            let target = try await FailoverTests.newestCommitted(database)
-            let deadline = ContinuousClock.now.advanced(by: .seconds(30))
-            while (try? await store.checkpoint()) ?? .start < target, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(100))
-            }
+            try await Self.waitForCatchUp(store, database)
             try await Self.expectRedisEqualsTheLog(database, store, redis)
         }
     }

@@ -11,13 +11,14 @@ import Projections
 /// least once, and the message id is the event id, so consumers drop repeats.
 public struct RelayStore: ProjectionStore {
     public static let name = "relay"
+    /// The outbox depth is the relay runner's lag in events, also reported under this name.
+    public static let outboxDepthMetric = "chronicle_relay_outbox_depth"
     let publisher: AMQPPublisher
     let contracts: IntegrationContracts
     let registry: EventRegistry
     let client: PostgresClient
     let logger: Logger
     let published: Counter
-    let outboxDepth: Gauge
 
     public init(
         publisher: AMQPPublisher, contracts: IntegrationContracts = .chronicle, registry: EventRegistry = .chronicle, client: PostgresClient,
@@ -29,7 +30,6 @@ public struct RelayStore: ProjectionStore {
         self.client = client
         self.logger = logger
         published = Counter(label: "chronicle_relay_published_total", dimensions: [], factory: metrics)
-        outboxDepth = Gauge(label: "chronicle_relay_outbox_depth", dimensions: [], factory: metrics)
     }
 
     public var projectorName: String { Self.name }
@@ -73,10 +73,6 @@ public struct RelayStore: ProjectionStore {
             }
         }
         published.increment(by: messages.count)
-        // Events still behind the relay's checkpoint (counted up to 100,000): the outbox depth.
-        if let depth = try? await PostgresEventStore.count(after: through, cap: 100_000, client: client, logger: logger) {
-            outboxDepth.record(depth)
-        }
     }
 
     public func applyReleased(_ events: [(RecordedEvent, [OutgoingMessage])], epoch: Int64) async throws {

@@ -27,7 +27,7 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
         store: Store, events: any EventStore, signal: AppendSignal, leases: any LeaseProvider,
         parking: any ParkedEventStore, maxAttempts: Int = 3, batchSize: Int = 500,
         standbyInterval: Duration = .seconds(1), pollInterval: Duration = .milliseconds(500),
-        metrics: any MetricsFactory = NOOPMetricsHandler.instance, logger: Logger
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance, lagAlsoReportedAs: String? = nil, logger: Logger
     ) {
         self.store = store
         self.events = events
@@ -38,7 +38,7 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
         self.batchSize = batchSize
         self.standbyInterval = standbyInterval
         self.pollInterval = pollInterval
-        self.metrics = ProjectorMetrics(projector: store.projectorName, factory: metrics)
+        self.metrics = ProjectorMetrics(projector: store.projectorName, alias: lagAlsoReportedAs, factory: metrics)
         var logger = logger
         logger[metadataKey: "es.projector"] = "\(store.projectorName)"
         self.logger = logger
@@ -88,10 +88,12 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
             try await store.apply(steps, after: applied.withLock { $0 }, through: through, epoch: epoch)
             applied.withLock { $0 = through }
             metrics.record(steps)
-            if batch.count == batchSize, let probe = events as? any LagProbe,
+            // Behind the log: count how far, at most every few seconds (a count on every batch
+            // would cost more than the batch during a catch-up).
+            if batch.count == batchSize, metrics.lagSampleDue(), let probe = events as? any LagProbe,
                 let behind = try? await probe.eventsAfter(through, cap: 1_000_000)
             {
-                metrics.lagEvents.record(behind)
+                metrics.recordLag(events: behind)
             }
         }
     }
@@ -168,24 +170,42 @@ final class HeldStreams: Sendable {
     func release(_ stream: String) { streams.withLock { _ = $0.removeValue(forKey: stream) } }
 }
 
-/// Per projector: events applied and parked, and how far behind the log it runs.
-struct ProjectorMetrics: Sendable {
+/// Per projector: events applied and parked, and how far behind the log it runs. The lag in
+/// events may also be reported under a second name (the relay's outbox depth).
+final class ProjectorMetrics: Sendable {
     let handled: Counter
     let parked: Counter
     let lagSeconds: Gauge
-    let lagEvents: Gauge
+    let lagEvents: [Gauge]
+    let lastLagSample = Mutex<ContinuousClock.Instant?>(nil)
+    static let lagSampleInterval = Duration.seconds(5)
 
-    init(projector: String, factory: any MetricsFactory) {
+    init(projector: String, alias: String?, factory: any MetricsFactory) {
         let dimensions = [("projector", projector)]
         handled = Counter(label: "chronicle_projector_events_total", dimensions: dimensions, factory: factory)
         parked = Counter(label: "chronicle_projector_parked_total", dimensions: dimensions, factory: factory)
         lagSeconds = Gauge(label: "chronicle_projector_lag_seconds", dimensions: dimensions, factory: factory)
-        lagEvents = Gauge(label: "chronicle_projector_lag_events", dimensions: dimensions, factory: factory)
+        lagEvents = [Gauge(label: "chronicle_projector_lag_events", dimensions: dimensions, factory: factory)]
+            + (alias.map { [Gauge(label: $0, dimensions: [], factory: factory)] } ?? [])
+    }
+
+    /// True at most once per `lagSampleInterval`.
+    func lagSampleDue() -> Bool {
+        lastLagSample.withLock { last in
+            let now = ContinuousClock.now
+            if let last, last.duration(to: now) < Self.lagSampleInterval { return false }
+            last = now
+            return true
+        }
+    }
+
+    func recordLag(events: Int) {
+        for gauge in lagEvents { gauge.record(events) }
     }
 
     /// Caught up with the log: no lag.
     func caughtUp() {
-        lagEvents.record(0)
+        recordLag(events: 0)
         lagSeconds.record(0)
     }
 
