@@ -3,7 +3,7 @@ import PackageDescription
 
 // Layers, per shared/ARCHITECTURE.md. Events and Commands are the domain: Foundation (and, for
 // name-based ids, swift-crypto) only. Adapters is the only target that touches PostgresNIO,
-// hiredis, rabbitmq-c or libseccomp.
+// hiredis, rabbitmq-c, libseccomp or the HTTP client.
 let package = Package(
     name: "chronicle",
     platforms: [.macOS(.v15)],
@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.25.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.25.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
     ],
     targets: [
         // System libraries: wired now so every build proves they are installed and link.
@@ -50,7 +52,9 @@ let package = Package(
                 "Events", "Commands", "Projections",
                 "CHiredis", "CRabbitMQ", "CSeccomp",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -61,6 +65,7 @@ let package = Package(
             dependencies: [
                 "Events", "Commands", "Projections", "Adapters",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

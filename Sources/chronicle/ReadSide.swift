@@ -37,9 +37,32 @@ struct ReadSide: Sendable {
     var services: [any Service] {
         [
             runner(postgres(AgentListProjection())),
+            runner(postgres(AgentExecutionsProjection())),
+            runner(postgres(AgentUsageProjection())),
             runner(postgres(EventCountsProjection())),
             runner(redis(AgentSummaryProjection())),
+            runner(redis(ExecutionCacheProjection())),
         ]
+    }
+
+    /// What the Agents query routes read.
+    var agentQueries: AgentReadModels {
+        AgentReadModels(
+            client: database.client, redis: redis, agents: postgres(AgentListProjection()), executions: postgres(AgentExecutionsProjection()),
+            cache: redis(ExecutionCacheProjection()), logger: logger)
+    }
+
+    /// The agent workers: competing consumers of `agent.execute`.
+    func agentWorker(_ amqp: AMQPSettings, _ agents: AgentsConfiguration) -> Worker {
+        let delays: [Duration] = [.seconds(1), .seconds(5), .seconds(30)]
+        let queue = AMQPWorkQueue(
+            settings: amqp, exchange: "agent.execute", routingKey: "agent.execute", queue: "agent.execute", delays: delays,
+            prefetch: UInt16(clamping: agents.workerConcurrency), logger: logger)
+        let runner = AgentExecutionRunner(store: database.eventStore, model: agents.model, prices: agents.prices, logger: logger)
+        return Worker(
+            name: "agent-execute", queue: queue, inbox: PostgresInbox(client: database.client, logger: logger),
+            concurrency: agents.workerConcurrency, maxAttempts: delays.count + 1, backoff: delays, metrics: metrics, logger: logger,
+            handler: runner.handle)
     }
 
     /// The relay: integration events from the log to RabbitMQ, with publisher confirms.
@@ -54,8 +77,11 @@ struct ReadSide: Sendable {
     func checkpoints() async throws -> [(name: String, checkpoint: Checkpoint)] {
         [
             (AgentListProjection().name, try await postgres(AgentListProjection()).checkpoint()),
+            (AgentExecutionsProjection().name, try await postgres(AgentExecutionsProjection()).checkpoint()),
+            (AgentUsageProjection().name, try await postgres(AgentUsageProjection()).checkpoint()),
             (EventCountsProjection().name, try await postgres(EventCountsProjection()).checkpoint()),
             (AgentSummaryProjection().name, try await redis(AgentSummaryProjection()).checkpoint()),
+            (ExecutionCacheProjection().name, try await redis(ExecutionCacheProjection()).checkpoint()),
         ]
     }
 }

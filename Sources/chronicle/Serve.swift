@@ -9,7 +9,7 @@ import ServiceLifecycle
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the API (and, as later modules arrive, projectors, relay and workers). Stops gracefully on SIGTERM.")
+        abstract: "Run the API, the projectors, the relay and the workers (or some of them). Stops gracefully on SIGTERM.")
 
     @OptionGroup var connection: ConnectionOptions
 
@@ -22,10 +22,10 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("migrations-dir"), help: "Folder of migrations, to check the schema is current")
     var migrationsDir: String?
 
-    @Option(help: "Comma-separated roles this process runs: api, projectors, relay (default: all). Run several processes with any roles against the same servers: leases share the projectors and the relay.")
-    var roles: String = "api,projectors,relay"
+    @Option(help: "Comma-separated roles this process runs: api, projectors, relay, workers (default: all). Run several processes with any roles against the same servers: leases share the projectors and the relay, and workers compete for work.")
+    var roles: String = "api,projectors,relay,workers"
 
-    enum Role: String, CaseIterable { case api, projectors, relay }
+    enum Role: String, CaseIterable { case api, projectors, relay, workers }
 
     func chosenRoles() throws -> Set<Role> {
         let names = roles.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -50,6 +50,7 @@ struct Serve: AsyncParsableCommand {
             port: try port ?? env["CHRONICLE_PORT"].map { guard let p = Int($0) else { throw ValidationError("CHRONICLE_PORT is not a number") }; return p } ?? 8080)
         let migrator = try locateMigrator(migrationsDir)
         let roles = try chosenRoles()
+        let agents = try AgentsConfiguration.fromEnvironment(logger: logger)
         try await ChronicleDatabase.preflight(postgres, logger: logger)
 
         let registry = PrometheusCollectorRegistry()
@@ -60,6 +61,12 @@ struct Serve: AsyncParsableCommand {
         var services = database.services
         if roles.contains(.projectors) { services += readSide.services }
         if roles.contains(.relay) { services.append(readSide.relay(amqp)) }
+        if roles.contains(.workers) {
+            services.append(readSide.agentWorker(amqp, agents))
+            logger.info("agent workers", metadata: [
+                "llm": "\(agents.modelDescription)", "concurrency": "\(agents.workerConcurrency)",
+            ])
+        }
         guard roles.contains(.api) else {
             logger.info("running without the API", metadata: ["roles": "\(roles.map(\.rawValue).sorted())"])
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -74,6 +81,10 @@ struct Serve: AsyncParsableCommand {
             ],
             registry: registry,
             services: services,
+            agents: AgentsController(
+                store: database.eventStore, snapshots: database.snapshots, queries: readSide.agentQueries,
+                settings: .init(
+                    defaultModel: agents.defaultModel, defaultTimeoutSeconds: agents.timeoutSeconds, maxAttempts: agents.maxAttempts)),
             readiness: {
                 do {
                     let pending = try await database.pendingMigrations(migrator)
@@ -86,6 +97,7 @@ struct Serve: AsyncParsableCommand {
             })
         let app = buildApplication(server: server, dependencies: dependencies, logger: logger)
         logger.info("serving", metadata: ["http.address": "http://\(server.host):\(server.port)"])
+        logger.notice("no identity module yet: every API request acts as user 'local'")
         try await app.runService()
     }
 }

@@ -18,29 +18,34 @@ public struct ServerSettings: Sendable {
 /// What the routes need from the rest of the process. Tests build it with fakes or real adapters.
 public struct AppDependencies: Sendable {
     public var healthChecks: [HealthCheck]
-    public var readiness: @Sendable () async -> HealthController<BasicRequestContext>.Readiness
+    public var readiness: @Sendable () async -> HealthController<ChronicleRequestContext>.Readiness
     public var registry: PrometheusCollectorRegistry
     /// Long-lived services that run beside the server (Postgres pool, listeners, projectors, ...).
     public var services: [any Service]
+    /// The Agents module's routes; nil serves only health, metrics and the document.
+    public var agents: AgentsController?
 
     public init(
-        healthChecks: [HealthCheck], registry: PrometheusCollectorRegistry, services: [any Service] = [],
-        readiness: @escaping @Sendable () async -> HealthController<BasicRequestContext>.Readiness
+        healthChecks: [HealthCheck], registry: PrometheusCollectorRegistry, services: [any Service] = [], agents: AgentsController? = nil,
+        readiness: @escaping @Sendable () async -> HealthController<ChronicleRequestContext>.Readiness
     ) {
         self.healthChecks = healthChecks
         self.registry = registry
         self.services = services
+        self.agents = agents
         self.readiness = readiness
     }
 }
 
-public func buildRouter(_ dependencies: AppDependencies) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
+public func buildRouter(_ dependencies: AppDependencies) -> Router<ChronicleRequestContext> {
+    let router = Router(context: ChronicleRequestContext.self)
     router.add(middleware: ProblemMiddleware())
     router.add(middleware: MetricsMiddleware())
     HealthController(checks: dependencies.healthChecks, registry: dependencies.registry, readiness: dependencies.readiness)
         .addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)
+    let api = router.group("api/v1").add(middleware: LocalIdentityMiddleware())
+    dependencies.agents?.addRoutes(to: api.group("agents"))
     return router
 }
 

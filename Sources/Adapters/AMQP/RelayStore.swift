@@ -34,9 +34,17 @@ public struct RelayStore: ProjectionStore {
 
     public var projectorName: String { Self.name }
 
-    /// The exchanges every publisher and consumer of Chronicle declares.
-    public static let topology = AMQPTopology(
-        exchanges: [(IntegrationContract.eventsExchange, "topic")] + IntegrationContract.workExchanges.map { ($0, "direct") })
+    /// The exchanges every publisher and consumer of Chronicle declares, and each work exchange's
+    /// durable queue (named as the exchange): declared here too, so that work the relay publishes
+    /// before any worker has started waits in its queue instead of being dropped as unroutable.
+    public static let topology: AMQPTopology = {
+        let work = IntegrationContract.workExchanges.map {
+            AMQPWorkQueue.topology(exchange: $0, routingKey: $0, queue: $0, delays: [])
+        }
+        return AMQPTopology(
+            exchanges: [(IntegrationContract.eventsExchange, "topic")] + work.flatMap(\.exchanges),
+            queues: work.flatMap(\.queues), bindings: work.flatMap(\.bindings))
+    }()
 
     var table: ProjectorCheckpointTable { ProjectorCheckpointTable(projector: Self.name, client: client, logger: logger) }
 

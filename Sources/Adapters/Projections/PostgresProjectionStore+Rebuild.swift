@@ -64,11 +64,14 @@ extension PostgresProjectionStore {
                 position = last.checkpoint
             }
             for table in projection.tables {
+                // Drop and create, not replace: the new generation may have other columns.
+                _ = try await connection.query(PostgresQuery(unsafeSQL: "DROP VIEW IF EXISTS \(table.name)"), logger: logger)
                 _ = try await connection.query(
-                    PostgresQuery(unsafeSQL: "CREATE OR REPLACE VIEW \(table.name) AS SELECT * FROM \(tables[table.name]!)"), logger: logger)
+                    PostgresQuery(unsafeSQL: "CREATE VIEW \(table.name) AS SELECT * FROM \(tables[table.name]!)"), logger: logger)
             }
             _ = try await connection.query(
-                "UPDATE projector_checkpoints SET generation = \(Int32(next)) WHERE projector = \(projection.name)", logger: logger)
+                "UPDATE projector_checkpoints SET generation = \(Int32(next)), schema_hash = \(schemaHash) WHERE projector = \(projection.name)",
+                logger: logger)
             if position > live { try await table.move(to: position, on: connection) }
         }
         // The old generation is no longer read: drop it.
@@ -99,5 +102,37 @@ extension PostgresProjectionStore {
 
     private func withConnectionReturning<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         try await client.withConnection(body)
+    }
+
+    /// Rebuilds the read model if its tables' definitions changed since it was built (or were
+    /// built before fingerprints were kept); a new projector just records its fingerprint.
+    public func upgradeIfNeeded(events: any EventStore) async throws -> Bool {
+        var stored: String?
+        var checkpoint = Checkpoint.start
+        for try await (hash, tx, position) in try await client.query(
+            "SELECT schema_hash, transaction_id::text AS tx, position FROM projector_checkpoints WHERE projector = \(projection.name)",
+            logger: logger
+        ).decode((String?, String, Int64).self) {
+            stored = hash
+            checkpoint = Checkpoint(transactionID: UInt64(tx) ?? 0, position: position)
+        }
+        if stored == schemaHash { return false }
+        if checkpoint == .start {
+            // Nothing applied yet: the tables hold nothing to keep, so they are made anew in place.
+            try await transaction { connection in
+                let generation = try await Self.generation(of: projection.name, on: connection, logger: logger)
+                for (name, physical) in physicalNames(generation: generation) {
+                    _ = try await connection.query(PostgresQuery(unsafeSQL: "DROP VIEW IF EXISTS \(name)"), logger: logger)
+                    _ = try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(physical)"), logger: logger)
+                }
+                try await createTables(generation: generation, on: connection, pointViews: true)
+                _ = try await connection.query(
+                    "UPDATE projector_checkpoints SET schema_hash = \(schemaHash) WHERE projector = \(projection.name)", logger: logger)
+            }
+            return false
+        }
+        logger.notice("read model shape changed; rebuilding", metadata: ["es.projector": "\(projection.name)"])
+        _ = try await rebuild(events: events)
+        return true
     }
 }

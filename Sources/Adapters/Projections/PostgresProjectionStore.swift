@@ -73,6 +73,15 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
         try await table.transaction(body)
     }
 
+    /// A fingerprint of the tables' definitions (FNV-1a, 64 bits): it changes when they do.
+    public var schemaHash: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in projection.tables.map({ "\($0.name)\n\($0.ddl)" }).joined(separator: "\n--\n").utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }
+
     func physicalNames(generation: Int) -> [String: String] {
         Dictionary(uniqueKeysWithValues: projection.tables.map { ($0.name, "\($0.name)_g\(generation)") })
     }

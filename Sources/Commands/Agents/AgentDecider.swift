@@ -7,6 +7,9 @@ public enum AgentDecider: SnapshottingDecider {
     public enum Command: Sendable, Equatable {
         case create(CreateAgent)
         case changeInstructions(ChangeAgentInstructions)
+        case update(UpdateAgent)
+        case addPlugin(AddAgentPlugin)
+        case removePlugin(RemoveAgentPlugin)
         case delete(DeleteAgent)
     }
 
@@ -16,10 +19,13 @@ public enum AgentDecider: SnapshottingDecider {
         public var ownerID: String?
         public var name: String?
         public var instructions: String?
+        public var settings: AgentModelSettings?
+        public var plugins: [String] = []
+        public var createdAt: Date?
     }
 
     public static let category = "agent"
-    public static let stateVersion = 1
+    public static let stateVersion = 2
     public static let initialState = State()
 
     public static func decide(_ command: Command, state: State) throws -> [AgentEvent] {
@@ -37,6 +43,20 @@ public enum AgentDecider: SnapshottingDecider {
             guard change.instructions != state.instructions else { return [] }
             return [.instructionsChanged(AgentInstructionsChanged(
                 agentID: change.agentID, instructions: change.instructions, changedAt: change.now))]
+        case .update(let update):
+            try requireActive(state)
+            return try update.events(from: state)
+        case .addPlugin(let add):
+            try requireActive(state)
+            try AgentPlugins.validate([add.plugin])
+            guard !state.plugins.contains(add.plugin) else { return [] }
+            return [.pluginAdded(AgentPluginAdded(agentID: add.agentID, plugin: add.plugin, addedAt: add.now))]
+        case .removePlugin(let remove):
+            try requireActive(state)
+            guard state.plugins.contains(remove.plugin) else {
+                throw DomainError(.notFound, code: "agent.plugin_not_found", "the agent has no plugin '\(remove.plugin)'")
+            }
+            return [.pluginRemoved(AgentPluginRemoved(agentID: remove.agentID, plugin: remove.plugin, removedAt: remove.now))]
         case .delete(let delete):
             try requireActive(state)
             return [.deleted(AgentDeleted(agentID: delete.agentID, deletedAt: delete.now))]
@@ -51,15 +71,26 @@ public enum AgentDecider: SnapshottingDecider {
             state.ownerID = created.ownerID
             state.name = created.name
             state.instructions = created.instructions
+            state.settings = created.settings
+            state.plugins = created.plugins
+            state.createdAt = created.createdAt
         case .instructionsChanged(let changed):
             state.instructions = changed.instructions
+        case .renamed(let renamed):
+            state.name = renamed.name
+        case .modelSettingsChanged(let changed):
+            state.settings = changed.settings
+        case .pluginAdded(let added):
+            if !state.plugins.contains(added.plugin) { state.plugins.append(added.plugin) }
+        case .pluginRemoved(let removed):
+            state.plugins.removeAll { $0 == removed.plugin }
         case .deleted:
             state.status = .deleted
         }
         return state
     }
 
-    private static func requireActive(_ state: State) throws {
+    static func requireActive(_ state: State) throws {
         switch state.status {
         case .absent: throw DomainError(.notFound, code: "agent.not_found", "agent not found")
         case .deleted: throw DomainError(.conflict, code: "agent.deleted", "agent is deleted and accepts no commands")
@@ -92,9 +123,28 @@ public struct CreateAgent: Sendable, Equatable {
     }
 
     func validate() throws {
+        try AgentRules.validate(name: name)
+        try AgentRules.validate(settings)
+        try AgentPlugins.validate(plugins)
+        guard Set(plugins).count == plugins.count else {
+            throw DomainError(.invalid, code: "agent.plugin_duplicate", "a plugin is listed twice")
+        }
+    }
+}
+
+/// The rules every agent's fields follow, wherever they are set.
+enum AgentRules {
+    static func validate(name: String) throws {
         let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
         guard (1...255).contains(trimmed.count) else {
             throw DomainError(.invalid, code: "agent.name_length", "name must be 1 to 255 characters")
+        }
+    }
+
+    static func validate(_ settings: AgentModelSettings) throws {
+        let model = settings.model.trimmingCharacters(in: .whitespaces)
+        guard (1...200).contains(model.count) else {
+            throw DomainError(.invalid, code: "agent.model", "model must be 1 to 200 characters")
         }
         guard (0...2).contains(settings.temperature) else {
             throw DomainError(.invalid, code: "agent.temperature_range", "temperature must be between 0 and 2")
@@ -102,6 +152,91 @@ public struct CreateAgent: Sendable, Equatable {
         guard settings.maxTokens > 0 else {
             throw DomainError(.invalid, code: "agent.max_tokens", "max_tokens must be greater than 0")
         }
+    }
+}
+
+/// Change any of an agent's fields at once (`PATCH`). Nil leaves a field as it is; `plugins`
+/// replaces the whole set. Only real changes become events.
+public struct UpdateAgent: Sendable, Equatable {
+    public var agentID: UUID
+    public var name: String?
+    public var instructions: String?
+    public var model: String?
+    public var temperature: Double?
+    public var maxTokens: Int?
+    public var plugins: [String]?
+    public var now: Date
+
+    public init(
+        agentID: UUID, name: String? = nil, instructions: String? = nil, model: String? = nil, temperature: Double? = nil,
+        maxTokens: Int? = nil, plugins: [String]? = nil, now: Date
+    ) {
+        self.agentID = agentID
+        self.name = name
+        self.instructions = instructions
+        self.model = model
+        self.temperature = temperature
+        self.maxTokens = maxTokens
+        self.plugins = plugins
+        self.now = now
+    }
+
+    func events(from state: AgentDecider.State) throws -> [AgentEvent] {
+        var events: [AgentEvent] = []
+        if let name, name != state.name {
+            try AgentRules.validate(name: name)
+            events.append(.renamed(AgentRenamed(agentID: agentID, name: name, renamedAt: now)))
+        }
+        if let instructions, instructions != state.instructions {
+            events.append(.instructionsChanged(AgentInstructionsChanged(agentID: agentID, instructions: instructions, changedAt: now)))
+        }
+        if let current = state.settings {
+            var settings = current
+            if let model { settings.model = model }
+            if let temperature { settings.temperature = temperature }
+            if let maxTokens { settings.maxTokens = maxTokens }
+            if settings != current {
+                try AgentRules.validate(settings)
+                events.append(.modelSettingsChanged(AgentModelSettingsChanged(agentID: agentID, settings: settings, changedAt: now)))
+            }
+        }
+        if let plugins {
+            try AgentPlugins.validate(plugins)
+            for plugin in state.plugins where !plugins.contains(plugin) {
+                events.append(.pluginRemoved(AgentPluginRemoved(agentID: agentID, plugin: plugin, removedAt: now)))
+            }
+            var seen = Set(state.plugins)
+            for plugin in plugins where seen.insert(plugin).inserted {
+                events.append(.pluginAdded(AgentPluginAdded(agentID: agentID, plugin: plugin, addedAt: now)))
+            }
+        }
+        return events
+    }
+}
+
+/// Offer a plugin to an agent's runs.
+public struct AddAgentPlugin: Sendable, Equatable {
+    public var agentID: UUID
+    public var plugin: String
+    public var now: Date
+
+    public init(agentID: UUID, plugin: String, now: Date) {
+        self.agentID = agentID
+        self.plugin = plugin
+        self.now = now
+    }
+}
+
+/// Take a plugin away from an agent.
+public struct RemoveAgentPlugin: Sendable, Equatable {
+    public var agentID: UUID
+    public var plugin: String
+    public var now: Date
+
+    public init(agentID: UUID, plugin: String, now: Date) {
+        self.agentID = agentID
+        self.plugin = plugin
+        self.now = now
     }
 }
 

@@ -87,6 +87,86 @@ public struct AgentInstructionsChanged: DomainEvent {
     }
 }
 
+/// The agent was renamed.
+public struct AgentRenamed: DomainEvent {
+    public static let eventType = "AgentRenamed"
+
+    public var agentID: UUID
+    public var name: String
+    public var renamedAt: Date
+
+    public init(agentID: UUID, name: String, renamedAt: Date) {
+        self.agentID = agentID
+        self.name = name
+        self.renamedAt = renamedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case agentID = "agentId"
+        case name, renamedAt
+    }
+}
+
+/// The agent's model, temperature or token limit changed; `settings` is the whole new set.
+public struct AgentModelSettingsChanged: DomainEvent {
+    public static let eventType = "AgentModelSettingsChanged"
+
+    public var agentID: UUID
+    public var settings: AgentModelSettings
+    public var changedAt: Date
+
+    public init(agentID: UUID, settings: AgentModelSettings, changedAt: Date) {
+        self.agentID = agentID
+        self.settings = settings
+        self.changedAt = changedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case agentID = "agentId"
+        case settings, changedAt
+    }
+}
+
+/// A plugin (a built-in tool such as `math.evaluate`) was offered to the agent's runs.
+public struct AgentPluginAdded: DomainEvent {
+    public static let eventType = "AgentPluginAdded"
+
+    public var agentID: UUID
+    public var plugin: String
+    public var addedAt: Date
+
+    public init(agentID: UUID, plugin: String, addedAt: Date) {
+        self.agentID = agentID
+        self.plugin = plugin
+        self.addedAt = addedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case agentID = "agentId"
+        case plugin, addedAt
+    }
+}
+
+/// A plugin was taken away from the agent.
+public struct AgentPluginRemoved: DomainEvent {
+    public static let eventType = "AgentPluginRemoved"
+
+    public var agentID: UUID
+    public var plugin: String
+    public var removedAt: Date
+
+    public init(agentID: UUID, plugin: String, removedAt: Date) {
+        self.agentID = agentID
+        self.plugin = plugin
+        self.removedAt = removedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case agentID = "agentId"
+        case plugin, removedAt
+    }
+}
+
 /// The agent was deleted; it accepts no further commands.
 public struct AgentDeleted: DomainEvent {
     public static let eventType = "AgentDeleted"
@@ -109,12 +189,20 @@ public struct AgentDeleted: DomainEvent {
 public enum AgentEvent: EventFamily, Equatable {
     case created(AgentCreated)
     case instructionsChanged(AgentInstructionsChanged)
+    case renamed(AgentRenamed)
+    case modelSettingsChanged(AgentModelSettingsChanged)
+    case pluginAdded(AgentPluginAdded)
+    case pluginRemoved(AgentPluginRemoved)
     case deleted(AgentDeleted)
 
     public var payload: any DomainEvent {
         switch self {
         case .created(let event): event
         case .instructionsChanged(let event): event
+        case .renamed(let event): event
+        case .modelSettingsChanged(let event): event
+        case .pluginAdded(let event): event
+        case .pluginRemoved(let event): event
         case .deleted(let event): event
         }
     }
@@ -123,6 +211,10 @@ public enum AgentEvent: EventFamily, Equatable {
         switch payload {
         case let event as AgentCreated: self = .created(event)
         case let event as AgentInstructionsChanged: self = .instructionsChanged(event)
+        case let event as AgentRenamed: self = .renamed(event)
+        case let event as AgentModelSettingsChanged: self = .modelSettingsChanged(event)
+        case let event as AgentPluginAdded: self = .pluginAdded(event)
+        case let event as AgentPluginRemoved: self = .pluginRemoved(event)
         case let event as AgentDeleted: self = .deleted(event)
         default: return nil
         }
@@ -135,6 +227,10 @@ extension EventRegistry {
         var registry = EventRegistry()
         registry.register(AgentCreated.self, upcasters: [1: AgentCreated.upcastV1])
         registry.register(AgentInstructionsChanged.self)
+        registry.register(AgentRenamed.self)
+        registry.register(AgentModelSettingsChanged.self)
+        registry.register(AgentPluginAdded.self)
+        registry.register(AgentPluginRemoved.self)
         registry.register(AgentDeleted.self)
         return registry
     }()

@@ -3,4 +3,5 @@ extension EventRegistry {
     /// must stay readable. Each module contributes its own registry.
     public static let chronicle: EventRegistry = EventRegistry()
         .registering(.agents)
+        .registering(.agentExecutions)
 }

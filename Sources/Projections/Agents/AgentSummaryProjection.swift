@@ -27,6 +27,14 @@ public struct AgentSummaryProjection: RedisProjection {
             ]
         case .instructionsChanged(let changed):
             return [.hashSet(key: Self.key(changed.agentID), fields: ["instructions": changed.instructions, "version": String(event.streamVersion)])]
+        case .renamed(let renamed):
+            return [.hashSet(key: Self.key(renamed.agentID), fields: ["name": renamed.name, "version": String(event.streamVersion)])]
+        case .modelSettingsChanged(let changed):
+            return [.hashSet(key: Self.key(changed.agentID), fields: ["model": changed.settings.model, "version": String(event.streamVersion)])]
+        case .pluginAdded(let added):
+            return [.hashSet(key: Self.key(added.agentID), fields: ["version": String(event.streamVersion)])]
+        case .pluginRemoved(let removed):
+            return [.hashSet(key: Self.key(removed.agentID), fields: ["version": String(event.streamVersion)])]
         case .deleted(let deleted):
             return [
                 .hashSet(key: Self.key(deleted.agentID), fields: ["status": "deleted", "version": String(event.streamVersion)]),

@@ -1,3 +1,4 @@
+import Commands
 import Events
 import Foundation
 
@@ -20,6 +21,13 @@ public protocol ProjectionStore: Sendable {
     /// Applies events released from parking (retried, or held behind one that was settled)
     /// without moving the checkpoint, and forgets their parked records.
     func applyReleased(_ events: [(RecordedEvent, Writes)], epoch: Int64) async throws
+    /// Called by the lease holder before it applies anything: a store whose read model changed
+    /// shape since it was built rebuilds it here. True if it did.
+    func upgradeIfNeeded(events: any EventStore) async throws -> Bool
+}
+
+extension ProjectionStore {
+    public func upgradeIfNeeded(events: any EventStore) async throws -> Bool { false }
 }
 
 /// What the runner decided for one event of a batch.

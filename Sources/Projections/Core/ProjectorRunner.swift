@@ -68,13 +68,16 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
                 try? await Task.sleep(for: standbyInterval)
             } catch {
                 if Task.isCancelled { return }
-                logger.error("projector failed; retrying", metadata: ["error": "\(String(describing: error))"])
+                logger.error("projector failed; retrying", metadata: ["error": "\(String(reflecting: error))"])
                 try? await Task.sleep(for: standbyInterval)
             }
         }
     }
 
     func runAsHolder(epoch: Int64) async throws {
+        if try await store.upgradeIfNeeded(events: events) {
+            logger.notice("read model rebuilt for its new shape")
+        }
         let start = try await store.checkpoint()
         let held = HeldStreams(try await parking.heldStreams(projector: name))
         let follower = EventFollower(store: events, signal: signal, batchSize: batchSize, pollInterval: pollInterval, logger: logger)

@@ -1,0 +1,124 @@
+import Events
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Projections
+
+extension AgentsController {
+    @Sendable func list(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        let (page, pageSize) = try Reply.paging(request)
+        try await waitIfAsked(request, queries.waitForAgents)
+        let result = try await queries.agents(owner: principal.isAdmin ? nil : principal.userID, page: page, pageSize: pageSize)
+        return try Reply.json(AgentDTO.Paged(result, AgentDTO.Agent.init), status: .ok, context: context)
+    }
+
+    @Sendable func show(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
+        try await waitIfAsked(request, queries.waitForAgents)
+        guard let agent = try await queries.agent(agentID), agent.status != "deleted", principal.mayAccess(owner: agent.ownerID) else {
+            throw Self.agentNotFound
+        }
+        return try Reply.json(AgentDTO.Agent(agent), status: .ok, version: agent.version, context: context)
+    }
+
+    @Sendable func usage(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
+        let days = try Reply.integer(request, "days", default: 30, range: 1...366)
+        guard let agent = try await queries.agent(agentID), agent.status != "deleted", principal.mayAccess(owner: agent.ownerID) else {
+            throw Self.agentNotFound
+        }
+        let usage = try await queries.usage(agent: agentID, days: days)
+        return try Reply.json(AgentDTO.Usage(agentID: agentID.uuidString.lowercased(), days: usage.map(AgentDTO.UsageDay.init)), status: .ok, context: context)
+    }
+
+    static let statuses: Set<String> = ["pending", "running", "completed", "failed", "cancelled"]
+
+    @Sendable func listExecutions(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
+        let (page, pageSize) = try Reply.paging(request)
+        let status = request.uri.queryParameters.get("status")
+        if let status, !Self.statuses.contains(status) {
+            throw Problem(.badRequest, code: "request.invalid_query", detail: "status must be one of \(Self.statuses.sorted().joined(separator: ", "))")
+        }
+        try await waitIfAsked(request, queries.waitForExecutions)
+        guard let agent = try await queries.agent(agentID), principal.mayAccess(owner: agent.ownerID) else { throw Self.agentNotFound }
+        let result = try await queries.executions(agent: agentID, status: status, page: page, pageSize: pageSize)
+        return try Reply.json(AgentDTO.Paged(result, AgentDTO.Execution.init), status: .ok, context: context)
+    }
+
+    @Sendable func showExecution(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
+        let view = try await visibleExecution(request, context)
+        return try Reply.json(AgentDTO.Execution(view), status: .ok, version: view.version, context: context)
+    }
+
+    func visibleExecution(_ request: Request, _ context: ChronicleRequestContext) async throws -> ExecutionView {
+        let principal = try context.requirePrincipal()
+        let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
+        let executionID = try Self.id(context, "execution", missing: Self.executionNotFound)
+        try await waitIfAsked(request, queries.waitForExecutions)
+        guard let view = try await queries.execution(executionID), view.agentID == agentID, principal.mayAccess(owner: view.ownerID) else {
+            throw Self.executionNotFound
+        }
+        return view
+    }
+
+    /// Server-Sent Events: one `status` event now and one at each change, until the run ends
+    /// (the last event is the terminal one) or an hour passes; a comment every 15 s keeps
+    /// proxies from closing an idle stream.
+    @Sendable func stream(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
+        let first = try await visibleExecution(request, context)
+        let queries = self.queries
+        let poll = settings.streamPoll
+        let body = ResponseBody { writer in
+            var last = AgentDTO.Execution(first)
+            try await writer.write(Self.event(last, id: first.version))
+            let clock = ContinuousClock()
+            let end = clock.now.advanced(by: .seconds(3600))
+            var lastWrite = clock.now
+            var terminal = first.isTerminal
+            while !terminal, clock.now < end {
+                try await Task.sleep(for: poll)
+                if let view = try? await queries.execution(first.id) {
+                    let current = AgentDTO.Execution(view)
+                    if current != last {
+                        last = current
+                        terminal = view.isTerminal
+                        try await writer.write(Self.event(current, id: view.version))
+                        lastWrite = clock.now
+                        continue
+                    }
+                }
+                if clock.now - lastWrite > .seconds(15) {
+                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    lastWrite = clock.now
+                }
+            }
+            try await writer.finish(nil)
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .init("X-Accel-Buffering")!: "no"],
+            body: body)
+    }
+
+    static func event(_ execution: AgentDTO.Execution, id: Int64) throws -> ByteBuffer {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        let data = String(decoding: try encoder.encode(execution), as: UTF8.self)
+        return ByteBuffer(string: "id: \(id)\nevent: status\ndata: \(data)\n\n")
+    }
+
+    /// Read-your-writes: `X-Chronicle-After` (the `X-Chronicle-Position` of a command's answer)
+    /// makes the query wait, bounded, until its read model has passed that position.
+    func waitIfAsked(_ request: Request, _ wait: (Checkpoint, Duration) async throws -> Bool) async throws {
+        guard let token = request.headers[.init("X-Chronicle-After")!] else { return }
+        guard let checkpoint = Reply.checkpoint(token) else {
+            throw Problem(.badRequest, code: "request.invalid_position", detail: "X-Chronicle-After must be a position from X-Chronicle-Position")
+        }
+        _ = try await wait(checkpoint, settings.readYourWritesTimeout)
+    }
+}

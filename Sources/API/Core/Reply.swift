@@ -1,0 +1,76 @@
+import Commands
+import Events
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// Building answers and reading the request parts every module's routes share.
+enum Reply {
+    static let positionHeader = HTTPField.Name("X-Chronicle-Position")!
+
+    /// JSON with the status, `Location`, `ETag` (the stream version) and the written position.
+    static func json(
+        _ value: some Encodable, status: HTTPResponse.Status, location: String? = nil, version: Int64? = nil, position: Checkpoint? = nil,
+        context: ChronicleRequestContext
+    ) throws -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let location { headers[.location] = location }
+        if let version { headers[.eTag] = "\"\(version)\"" }
+        if let position { headers[positionHeader] = token(position) }
+        let data = try context.responseEncoder.encode(value)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func token(_ checkpoint: Checkpoint) -> String { "\(checkpoint.transactionID).\(checkpoint.position)" }
+
+    static func checkpoint(_ token: String) -> Checkpoint? {
+        let parts = token.split(separator: ".")
+        guard parts.count == 2, let tx = UInt64(parts[0]), let position = Int64(parts[1]) else { return nil }
+        return Checkpoint(transactionID: tx, position: position)
+    }
+
+    /// `If-Match: "3"` (or `3`, or `W/"3"`) as an expected version; `*` or none means any.
+    static func ifMatch(_ request: Request) throws -> Int64? {
+        guard let raw = request.headers[.ifMatch]?.trimmingCharacters(in: .whitespaces), raw != "*" else { return nil }
+        let bare = raw.replacingOccurrences(of: "W/", with: "").trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        guard let version = Int64(bare), version >= 0 else {
+            throw Problem(.badRequest, code: "request.invalid_if_match", detail: "If-Match must be an ETag this API returned, e.g. \"3\"")
+        }
+        return version
+    }
+
+    /// `page` (from 1) and `pageSize` (1 to 100, default 20); `page_size` is accepted too.
+    static func paging(_ request: Request) throws -> (page: Int, pageSize: Int) {
+        let page = try integer(request, "page", default: 1, range: 1...1_000_000)
+        let size = request.uri.queryParameters.get("pageSize") != nil ? "pageSize" : "page_size"
+        return (page, try integer(request, size, default: 20, range: 1...100))
+    }
+
+    static func integer(_ request: Request, _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let text = request.uri.queryParameters.get(name) else { return value }
+        guard let number = Int(text), range.contains(number) else {
+            throw Problem(.badRequest, code: "request.invalid_query", detail: "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return number
+    }
+}
+
+extension CommandContext {
+    /// The command's identity from the request: `Idempotency-Key` (or a new id), the principal as
+    /// user and tenant, and `X-Request-ID` as the correlation id when given.
+    static func from(_ request: Request, principal: Principal) throws -> CommandContext {
+        let key = request.headers[.init("Idempotency-Key")!]
+        if let key, !(1...200).contains(key.count) || key.contains(where: { $0.isNewline }) {
+            throw Problem(.badRequest, code: "request.invalid_idempotency_key", detail: "Idempotency-Key must be 1 to 200 characters on one line")
+        }
+        let requestID = request.headers[.init("X-Request-ID")!].flatMap { (1...200).contains($0.count) ? $0 : nil }
+        return CommandContext(
+            commandID: key ?? UUID().uuidString.lowercased(), userID: principal.userID, tenantID: principal.tenantID,
+            correlationID: requestID)
+    }
+
+    /// A new resource's id, derived from the command so a repeated request names the same one.
+    func derivedID(_ kind: String) -> UUID {
+        DeterministicID.v5(namespace: DeterministicID.eventNamespace, name: "\(tenantID ?? "")/\(userID ?? "")/\(commandID)/\(kind)")
+    }
+}

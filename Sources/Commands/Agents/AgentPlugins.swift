@@ -1,0 +1,68 @@
+import Events
+import Foundation
+
+/// The built-in plugins an agent may be given (the seed's `PluginLoader`), each offered to the
+/// model as a tool. Unknown names are refused when the agent is created or changed, so a run never
+/// meets a plugin it cannot load.
+public enum AgentPlugins {
+    /// A plugin as the model sees it: a function name (OpenAI allows only `[A-Za-z0-9_-]`, so
+    /// `math.evaluate` is offered as `math_evaluate`), a description and a JSON Schema.
+    public struct Tool: Sendable, Equatable {
+        public var plugin: String
+        public var description: String
+        public var parameters: JSONValue
+        public var functionName: String { plugin.replacingOccurrences(of: ".", with: "_") }
+    }
+
+    public static let tools: [Tool] = [
+        Tool(
+            plugin: "math.evaluate",
+            description: "Evaluate an arithmetic expression (+ - * / % ^, parentheses, sqrt, abs, round, floor, ceil, ln, log10, pi, e) and return the number.",
+            parameters: .object([
+                "type": .string("object"),
+                "properties": .object(["expression": .object(["type": .string("string"), "description": .string("e.g. (2 + 3) * 4")])]),
+                "required": .array([.string("expression")]),
+            ])),
+        Tool(
+            plugin: "time.now",
+            description: "The current date and time in UTC, ISO 8601.",
+            parameters: .object(["type": .string("object"), "properties": .object([:])])),
+    ]
+
+    public static var names: [String] { tools.map(\.plugin) }
+
+    public static func tool(named plugin: String) -> Tool? { tools.first { $0.plugin == plugin } }
+
+    /// The plugin a model's function name refers to, among those the run was given.
+    public static func plugin(forFunction name: String, among plugins: [String]) -> String? {
+        plugins.first { tool(named: $0)?.functionName == name || $0 == name }
+    }
+
+    static func validate(_ plugins: [String]) throws {
+        for plugin in plugins where tool(named: plugin) == nil {
+            throw DomainError(
+                .invalid, code: "agent.plugin_unknown",
+                "unknown plugin '\(plugin)'; available plugins are \(names.joined(separator: ", "))")
+        }
+    }
+
+    /// Runs a plugin. A bad argument is an answer for the model (`isError`), not a failure of the run.
+    public static func invoke(_ plugin: String, arguments: String, now: Date) -> (result: String, isError: Bool) {
+        switch plugin {
+        case "math.evaluate":
+            guard let data = arguments.data(using: .utf8),
+                let object = try? JSONDecoder().decode(JSONValue.self, from: data),
+                let expression = object["expression"]?.stringValue
+            else { return ("arguments must be a JSON object with a string 'expression'", true) }
+            do {
+                return (MathExpression.format(try MathExpression.evaluate(expression)), false)
+            } catch {
+                return ("\(error)", true)
+            }
+        case "time.now":
+            return (Timestamp.format(now), false)
+        default:
+            return ("unknown tool '\(plugin)'", true)
+        }
+    }
+}
