@@ -86,3 +86,58 @@ import Testing
         #expect(throws: DeciderSpecFailure.self) { try Spec.given().when(Self.create()).thenThrows("agent.exists") }
     }
 }
+
+@Suite struct AgentPluginAndUpdateTests {
+    typealias Spec = DeciderSpec<AgentDecider>
+    static let id = AgentDeciderTests.id
+    static let now = AgentDeciderTests.now
+
+    @Test func rejectsAnUnknownPluginAtCreation() throws {
+        try Spec.given().when(.create(CreateAgent(
+            agentID: Self.id, ownerID: "user-1", name: "A", instructions: "", settings: AgentDeciderTests.settings,
+            plugins: ["web.search"], now: Self.now))).thenThrows("agent.plugin_unknown")
+    }
+
+    @Test func rejectsAPluginListedTwice() throws {
+        try Spec.given().when(.create(CreateAgent(
+            agentID: Self.id, ownerID: "user-1", name: "A", instructions: "", settings: AgentDeciderTests.settings,
+            plugins: ["time.now", "time.now"], now: Self.now))).thenThrows("agent.plugin_duplicate")
+    }
+
+    @Test func addsAndRemovesAPlugin() throws {
+        let added = AgentEvent.pluginAdded(AgentPluginAdded(agentID: Self.id, plugin: "time.now", addedAt: Self.now))
+        let state = try Spec.given([AgentDeciderTests.created])
+            .when(.addPlugin(AddAgentPlugin(agentID: Self.id, plugin: "time.now", now: Self.now))).then([added])
+        #expect(state.plugins == ["time.now"])
+        try Spec.given([AgentDeciderTests.created, added])
+            .when(.addPlugin(AddAgentPlugin(agentID: Self.id, plugin: "time.now", now: Self.now))).then([])
+        try Spec.given([AgentDeciderTests.created, added])
+            .when(.removePlugin(RemoveAgentPlugin(agentID: Self.id, plugin: "time.now", now: Self.now)))
+            .then([.pluginRemoved(AgentPluginRemoved(agentID: Self.id, plugin: "time.now", removedAt: Self.now))])
+    }
+
+    @Test func removingAPluginTheAgentLacksIsNotFound() throws {
+        try Spec.given([AgentDeciderTests.created])
+            .when(.removePlugin(RemoveAgentPlugin(agentID: Self.id, plugin: "time.now", now: Self.now))).thenThrows("agent.plugin_not_found")
+    }
+
+    @Test func anUpdateBecomesOneEventPerRealChange() throws {
+        let update = UpdateAgent(agentID: Self.id, name: "Renamed", instructions: "Sort tickets.", temperature: 1.5, plugins: ["math.evaluate"], now: Self.now)
+        try Spec.given([AgentDeciderTests.created]).when(.update(update)).then([
+            .renamed(AgentRenamed(agentID: Self.id, name: "Renamed", renamedAt: Self.now)),
+            .modelSettingsChanged(AgentModelSettingsChanged(
+                agentID: Self.id, settings: AgentModelSettings(model: "offline", temperature: 1.5, maxTokens: 256), changedAt: Self.now)),
+            .pluginAdded(AgentPluginAdded(agentID: Self.id, plugin: "math.evaluate", addedAt: Self.now)),
+        ])
+    }
+
+    @Test func anUpdateWithInvalidSettingsIsRefusedWhole() throws {
+        try Spec.given([AgentDeciderTests.created])
+            .when(.update(UpdateAgent(agentID: Self.id, name: "Fine", maxTokens: 0, now: Self.now))).thenThrows("agent.max_tokens")
+    }
+
+    @Test func aDeletedAgentAcceptsNoUpdate() throws {
+        try Spec.given([AgentDeciderTests.created, .deleted(AgentDeleted(agentID: Self.id, deletedAt: Self.now))])
+            .when(.update(UpdateAgent(agentID: Self.id, name: "Again", now: Self.now))).thenThrows("agent.deleted")
+    }
+}

@@ -58,10 +58,10 @@ public enum MathExpression {
         }
 
         mutating func term() throws -> Double {
-            var value = try power()
+            var value = try unary()
             while let op = peek(), op == "*" || op == "/" || op == "%" {
                 index += 1
-                let rhs = try power()
+                let rhs = try unary()
                 switch op {
                 case "*": value *= rhs
                 case "/":
@@ -75,12 +75,13 @@ public enum MathExpression {
             return value
         }
 
-        /// Right-associative, binding tighter than unary minus on its left: -2^2 = -4.
+        /// Right-associative, binding tighter than a unary minus on its left (-2^2 = -4) and
+        /// taking one on its right (2^-1 = 0.5).
         mutating func power() throws -> Double {
-            let base = try unary()
+            let base = try primary()
             if peek() == "^" {
                 index += 1
-                return pow(base, try power())
+                return pow(base, try unary())
             }
             return base
         }
@@ -94,7 +95,7 @@ public enum MathExpression {
                 index += 1
                 return try unary()
             }
-            return try primary()
+            return try power()
         }
 
         mutating func primary() throws -> Double {
