@@ -101,6 +101,7 @@ let package = Package(
                 "Events", "Commands", "Projections", "Adapters", "API", "EventStoreContract",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
     ]

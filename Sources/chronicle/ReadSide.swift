@@ -15,6 +15,9 @@ struct ReadSide: Sendable {
     let metrics: any MetricsFactory
     let logger: Logger
 
+    /// Names this deployment's work queues and Redis keys: the Postgres database's name.
+    var namespace: String { database.settings.database }
+
     var parking: PostgresParkedEventStore { PostgresParkedEventStore(client: database.client, logger: logger) }
 
     var leases: PostgresLeaseProvider { PostgresLeaseProvider(client: database.client, logger: logger) }
@@ -30,7 +33,7 @@ struct ReadSide: Sendable {
     }
 
     func redis<P: RedisProjection>(_ projection: P) -> RedisProjectionStore<P> {
-        RedisProjectionStore(projection: projection, redis: redis, parking: parking, keyspace: database.settings.database, logger: logger)
+        RedisProjectionStore(projection: projection, redis: redis, parking: parking, keyspace: namespace, logger: logger)
     }
 
     /// The projector services, one per read model.
@@ -56,7 +59,7 @@ struct ReadSide: Sendable {
     func agentWorker(_ amqp: AMQPSettings, _ agents: AgentsConfiguration) -> Worker {
         let delays: [Duration] = [.seconds(1), .seconds(5), .seconds(30)]
         let queue = AMQPWorkQueue(
-            settings: amqp, exchange: "agent.execute", routingKey: "agent.execute", queue: "agent.execute", delays: delays,
+            settings: amqp, exchange: "agent.execute", routingKey: namespace, queue: "\(namespace).agent.execute", delays: delays,
             prefetch: UInt16(clamping: agents.workerConcurrency), logger: logger)
         let runner = AgentExecutionRunner(store: database.eventStore, model: agents.model, prices: agents.prices, logger: logger)
         return Worker(
@@ -67,9 +70,9 @@ struct ReadSide: Sendable {
 
     /// The relay: integration events from the log to RabbitMQ, with publisher confirms.
     func relay(_ amqp: AMQPSettings) -> ProjectorRunner<RelayStore> {
-        let publisher = AMQPPublisher(settings: amqp, topology: RelayStore.topology, logger: logger)
+        let publisher = AMQPPublisher(settings: amqp, topology: RelayStore.topology(namespace: namespace), logger: logger)
         return runner(
-            RelayStore(publisher: publisher, client: database.client, metrics: metrics, logger: logger),
+            RelayStore(publisher: publisher, client: database.client, namespace: namespace, metrics: metrics, logger: logger),
             lagAlsoReportedAs: RelayStore.outboxDepthMetric)
     }
 

@@ -16,7 +16,7 @@ import Testing
     }
 
     static func consume(_ settings: AMQPSettings, queue: String, into inbox: Inbox) -> Task<Void, Never> {
-        let topology = RelayStore.topology.merging(AMQPTopology(queues: [.init(name: queue)], bindings: [(queue, "events", "agent.#")]))
+        let topology = RelayStore.topology(namespace: "relay-test").merging(AMQPTopology(queues: [.init(name: queue)], bindings: [(queue, "events", "agent.#")]))
         let consumer = AMQPConsumer(settings: settings, topology: topology, queue: queue, prefetch: 50, logger: TestServers.logger)
         return Task {
             // Reconnects for as long as the test runs: the broker may be down for a while.
@@ -37,9 +37,9 @@ import Testing
     }
 
     static func relay(_ database: ChronicleDatabase, _ settings: AMQPSettings) -> Task<Void, any Error> {
-        let publisher = AMQPPublisher(settings: settings, topology: RelayStore.topology, confirmTimeout: .seconds(3), logger: TestServers.logger)
+        let publisher = AMQPPublisher(settings: settings, topology: RelayStore.topology(namespace: "relay-test"), confirmTimeout: .seconds(3), logger: TestServers.logger)
         let runner = ProjectorRunner(
-            store: RelayStore(publisher: publisher, client: database.client, logger: TestServers.logger),
+            store: RelayStore(publisher: publisher, client: database.client, namespace: "relay-test", logger: TestServers.logger),
             events: database.eventStore, signal: database.signal,
             leases: PostgresLeaseProvider(client: database.client, logger: TestServers.logger),
             parking: PostgresParkedEventStore(client: database.client, logger: TestServers.logger),

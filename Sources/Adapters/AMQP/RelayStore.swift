@@ -17,14 +17,16 @@ public struct RelayStore: ProjectionStore {
     let contracts: IntegrationContracts
     let registry: EventRegistry
     let client: PostgresClient
+    let namespace: String
     let logger: Logger
     let published: Counter
 
     public init(
         publisher: AMQPPublisher, contracts: IntegrationContracts = .chronicle, registry: EventRegistry = .chronicle, client: PostgresClient,
-        metrics: any MetricsFactory = NOOPMetricsHandler.instance, logger: Logger
+        namespace: String, metrics: any MetricsFactory = NOOPMetricsHandler.instance, logger: Logger
     ) {
         self.publisher = publisher
+        self.namespace = namespace
         self.contracts = contracts
         self.registry = registry
         self.client = client
@@ -34,17 +36,23 @@ public struct RelayStore: ProjectionStore {
 
     public var projectorName: String { Self.name }
 
-    /// The exchanges every publisher and consumer of Chronicle declares, and each work exchange's
-    /// durable queue (named as the exchange): declared here too, so that work the relay publishes
-    /// before any worker has started waits in its queue instead of being dropped as unroutable.
-    public static let topology: AMQPTopology = {
-        let work = IntegrationContract.workExchanges.map {
-            AMQPWorkQueue.topology(exchange: $0, routingKey: $0, queue: $0, delays: [])
-        }
+    /// The exchanges every publisher and consumer of Chronicle declares, and this deployment's
+    /// work queues: declared here too, so that work the relay publishes before any worker has
+    /// started waits in its queue instead of being dropped as unroutable.
+    public static func topology(namespace: String) -> AMQPTopology {
+        let work = IntegrationContract.workExchanges.map { workQueue(exchange: $0, namespace: namespace, delays: []) }
         return AMQPTopology(
             exchanges: [(IntegrationContract.eventsExchange, "topic")] + work.flatMap(\.exchanges),
             queues: work.flatMap(\.queues), bindings: work.flatMap(\.bindings))
-    }()
+    }
+
+    /// Work is per deployment: the queue `<namespace>.<exchange>` is bound to the direct exchange
+    /// with the namespace as routing key, and the relay publishes work under it. The namespace is
+    /// by default the Postgres database's name (as the Redis keyspace is), so deployments sharing
+    /// a broker never take each other's work.
+    public static func workQueue(exchange: String, namespace: String, delays: [Duration]) -> AMQPTopology {
+        AMQPWorkQueue.topology(exchange: exchange, routingKey: namespace, queue: "\(namespace).\(exchange)", delays: delays)
+    }
 
     var table: ProjectorCheckpointTable { ProjectorCheckpointTable(projector: Self.name, client: client, logger: logger) }
 
@@ -65,7 +73,7 @@ public struct RelayStore: ProjectionStore {
             correlationID: event.metadata.correlationID, causationID: event.metadata.causationID,
             tenantID: event.metadata.tenantID, rawData: current)
         return [OutgoingMessage(
-            exchange: contract.exchange, routingKey: contract.routingKey, messageID: event.eventID.uuidString.lowercased(),
+            exchange: contract.exchange, routingKey: contract.kind == .workMessage ? namespace : contract.routingKey, messageID: event.eventID.uuidString.lowercased(),
             type: event.eventType, body: body)]
     }
 

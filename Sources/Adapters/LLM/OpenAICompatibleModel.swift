@@ -49,7 +49,17 @@ public struct OpenAICompatibleModel: LanguageModel {
     let client: HTTPClient
     let logger: Logger
 
-    public init(settings: Settings, client: HTTPClient = .shared, logger: Logger) {
+    /// The process's client for model calls. Unlike `HTTPClient.shared`, it does not retry a
+    /// refused connection until the deadline: `ResilientLanguageModel` owns retries, so an
+    /// unreachable model fails each try at once and the run's error says why.
+    public static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout = .init(connect: .seconds(10))
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    public init(settings: Settings, client: HTTPClient = OpenAICompatibleModel.client, logger: Logger) {
         self.settings = settings
         self.client = client
         self.logger = logger
