@@ -59,7 +59,7 @@ extension AgentsController {
     func visibleExecution(_ request: Request, _ context: ChronicleRequestContext) async throws -> ExecutionView {
         let principal = try context.requirePrincipal()
         let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
-        let executionID = try Self.id(context, "execution", missing: Self.executionNotFound)
+        let executionID = try Self.id(context, "exec_id", missing: Self.executionNotFound)
         try await waitIfAsked(request, queries.waitForExecutions)
         guard let view = try await queries.execution(executionID), view.agentID == agentID, principal.mayAccess(owner: view.ownerID) else {
             throw Self.executionNotFound

@@ -56,9 +56,9 @@ public struct AgentsController: Sendable {
         group.get(":id/usage", use: usage)
         group.post(":id/execute", use: execute)
         group.get(":id/executions", use: listExecutions)
-        group.get(":id/executions/:execution", use: showExecution)
-        group.post(":id/executions/:execution/cancel", use: cancel)
-        group.get(":id/executions/:execution/stream", use: stream)
+        group.get(":id/executions/:exec_id", use: showExecution)
+        group.post(":id/executions/:exec_id/cancel", use: cancel)
+        group.get(":id/executions/:exec_id/stream", use: stream)
     }
 
     // MARK: Commands
@@ -140,7 +140,7 @@ public struct AgentsController: Sendable {
     @Sendable func cancel(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
-        let executionID = try Self.id(context, "execution", missing: Self.executionNotFound)
+        let executionID = try Self.id(context, "exec_id", missing: Self.executionNotFound)
         let stream = AgentExecutionDecider.streamID(executionID)
         let (state, _) = try await executions.load(stream.description)
         guard state.status != .absent, state.agentID == agentID, let owner = state.ownerID, principal.mayAccess(owner: owner) else {
