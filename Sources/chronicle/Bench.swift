@@ -21,10 +21,23 @@ struct Bench: AsyncParsableCommand {
 
     @Option(name: .customLong("migrations-dir")) var migrationsDir: String?
 
+    @Option(help: "Concurrent connections of the HTTP load generator") var connections: Int = 32
+
+    @Option(help: "Only these groups, comma-separated: eventstore, readside, api (default: all)") var only: String?
+
     func validate() throws {
         guard seconds > 0, seconds <= 300 else { throw ValidationError("--seconds must be in (0, 300]") }
         guard (1_000...10_000_000).contains(rebuildEvents) else { throw ValidationError("--rebuild-events must be 1000 to 10000000") }
         guard (100...1_000_000).contains(relayEvents) else { throw ValidationError("--relay-events must be 100 to 1000000") }
+        guard (1...1000).contains(connections) else { throw ValidationError("--connections must be 1 to 1000") }
+        if let unknown = groups.subtracting(Self.allGroups).first { throw ValidationError("unknown group '\(unknown)'; groups are eventstore, readside, api") }
+    }
+
+    static let allGroups: Set<String> = ["eventstore", "readside", "api"]
+
+    var groups: Set<String> {
+        guard let only else { return Self.allGroups }
+        return Set(only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
     }
 
     func run() async throws {
@@ -39,15 +52,27 @@ struct Bench: AsyncParsableCommand {
                 try await ChronicleDatabase.withRunning(base.with(database: name), logger: logger) { database in
                     try await database.migrate(migrator)
                     let report = BenchReport(durability: try await database.durabilitySettings())
-                    try await EventStoreBenchmark(database: database, duration: .milliseconds(Int64(seconds * 1000)), report: report).run()
+                    if groups.contains("eventstore") {
+                        try await EventStoreBenchmark(database: database, duration: .milliseconds(Int64(seconds * 1000)), report: report).run()
+                    }
                     let env = ProcessInfo.processInfo.environment
                     let redis = RedisClient(settings: try RedisSettings(url: env["CHRONICLE_REDIS_URL"] ?? "redis://127.0.0.1:56379/0"), logger: logger)
                     let amqp = try AMQPSettings(url: env["CHRONICLE_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:55672/%2f")
                     let readSide = ReadSide(database: database, redis: redis, metrics: NOOPMetricsHandler.instance, logger: logger)
-                    try await ReadSideBenchmark(
-                        database: database, readSide: readSide, amqp: amqp, report: report, rebuildEvents: rebuildEvents,
-                        latencySeconds: max(3, Int(seconds * 2)), relayEvents: relayEvents
-                    ).run()
+                    if groups.contains("readside") {
+                        try await ReadSideBenchmark(
+                            database: database, readSide: readSide, amqp: amqp, report: report, rebuildEvents: rebuildEvents,
+                            latencySeconds: max(3, Int(seconds * 2)), relayEvents: relayEvents
+                        ).run()
+                    }
+                    if groups.contains("api") {
+                        let s = base.with(database: name)
+                        try await AgentAPIBenchmark(
+                            databaseURL: "postgres://\(s.username)\(s.password.map { ":" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? "")@\(s.host):\(s.port)/\(name)?sslmode=disable",
+                            report: report,
+                            seconds: max(2, Int(seconds)), connections: connections
+                        ).run()
+                    }
                 }
             } catch {
                 try? await admin.dropDatabase(name)

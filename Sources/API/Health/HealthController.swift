@@ -2,8 +2,8 @@ import Foundation
 import Hummingbird
 import Prometheus
 
-/// `/health` (each dependency with its status and latency), `/ready` (may this instance take
-/// traffic) and `/metrics` (Prometheus text). None needs a token.
+/// `/health` (each dependency with its status and latency), `/live` (the process answers),
+/// `/ready` (may this instance take traffic) and `/metrics` (Prometheus text). None needs a token.
 public struct HealthController<Context: RequestContext>: Sendable {
     let checks: [HealthCheck]
     let readiness: @Sendable () async -> Readiness
@@ -49,6 +49,9 @@ public struct HealthController<Context: RequestContext>: Sendable {
 
     public func addRoutes(to router: Router<Context>) {
         router.get("health") { _, _ in try await self.health() }
+        // Liveness: the process answers HTTP. No dependency is asked, so an orchestrator never
+        // restarts a healthy process because Postgres blinked (that is what /ready is for).
+        router.get("live") { _, _ in Response(status: .noContent) }
         router.get("ready") { _, _ in try await self.ready() }
         router.get("metrics") { _, _ in self.metrics() }
     }
