@@ -24,6 +24,7 @@ import Testing
 
         func run(_ database: ChronicleDatabase) async throws {
             let handler = CommandHandler<AgentDecider>(store: database.eventStore)
+            let tenant = database.settings.database
             var agents: [UUID] = []
             var n = 0
             while !stop.withLock({ $0 }) || count.withLock({ $0 }) < minimum {
@@ -33,16 +34,16 @@ import Testing
                     _ = try await handler.handle(
                         .create(CreateAgent(agentID: id, ownerID: "owner-\(n % 5)", name: "agent \(n)", instructions: "v0",
                             settings: AgentModelSettings(model: "offline", temperature: 0.5, maxTokens: 10), now: Date())),
-                        on: StreamID(category: "agent", id: id), context: CommandContext())
+                        on: StreamID(category: "agent", id: id), context: CommandContext(tenantID: tenant))
                     agents.append(id)
                 } else if n % 11 == 0 {
                     let id = agents.removeFirst()
-                    _ = try await handler.handle(.delete(DeleteAgent(agentID: id, now: Date())), on: StreamID(category: "agent", id: id), context: CommandContext())
+                    _ = try await handler.handle(.delete(DeleteAgent(agentID: id, now: Date())), on: StreamID(category: "agent", id: id), context: CommandContext(tenantID: tenant))
                 } else {
                     let id = agents[n % agents.count]
                     _ = try await handler.handle(
                         .changeInstructions(ChangeAgentInstructions(agentID: id, instructions: "v\(n)", now: Date())),
-                        on: StreamID(category: "agent", id: id), context: CommandContext())
+                        on: StreamID(category: "agent", id: id), context: CommandContext(tenantID: tenant))
                 }
                 count.withLock { $0 += 1 }
                 try await Task.sleep(for: .milliseconds(5))
@@ -174,7 +175,7 @@ import Testing
     @Test func aProjectorAndRelayProcessKilledFiveTimesStillEndsEqualToTheLog() async throws {
         try await TestServers.withDatabase { database in
             // Integration events are counted by distinct message id on a queue of the test's own.
-            let inbox = RelayTests.Inbox()
+            let inbox = RelayTests.Inbox(tenant: database.settings.database)
             let consumer = RelayTests.consume(try TestServers.amqp(), queue: "crash.\(database.settings.database)", into: inbox)
             defer { consumer.cancel() }
             try await Task.sleep(for: .milliseconds(500))

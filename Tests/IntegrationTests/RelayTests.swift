@@ -7,8 +7,12 @@ import Synchronization
 import Testing
 
 @Suite(.serialized) struct RelayTests {
-    /// A queue bound to every agent integration event, and the ids that reached it.
+    /// A queue bound to every agent integration event, and the ids that reached it. The `events`
+    /// exchange is shared by every test database's relay, so only messages of the test's own
+    /// tenant (its database's name) count.
     final class Inbox: Sendable {
+        let tenant: String
+        init(tenant: String) { self.tenant = tenant }
         let ids = Mutex<Set<String>>([])
         let bodies = Mutex<[String: Data]>([:])
         let deliveries = Mutex(0)
@@ -23,7 +27,8 @@ import Testing
             while !Task.isCancelled {
                 do {
                     for try await delivery in try await consumer.deliveries() {
-                        if let id = delivery.messageID {
+                        let message = try? EventCoding.decode(IntegrationMessage.self, from: delivery.body)
+                        if let id = delivery.messageID, message?.tenantID == inbox.tenant {
                             inbox.ids.withLock { _ = $0.insert(id) }
                             inbox.bodies.withLock { $0[id] = delivery.body }
                         }
@@ -48,6 +53,7 @@ import Testing
     }
 
     static func appendAgents(_ database: ChronicleDatabase, count: Int) async throws -> [UUID] {
+        let tenant = database.settings.database
         let handler = CommandHandler<AgentDecider>(store: database.eventStore)
         var ids: [UUID] = []
         for n in 0..<count {
@@ -55,7 +61,7 @@ import Testing
             let result = try await handler.handle(
                 .create(CreateAgent(agentID: id, ownerID: "o", name: "agent \(n)", instructions: "i",
                     settings: AgentModelSettings(model: "offline", temperature: 0.5, maxTokens: 10), now: Date())),
-                on: StreamID(category: "agent", id: id), context: CommandContext(correlationID: "req-\(n)"))
+                on: StreamID(category: "agent", id: id), context: CommandContext(tenantID: tenant, correlationID: "req-\(n)"))
             ids += try await database.eventStore.readStream(result.append!.streamID, from: 1, direction: .forward, limit: 10).map(\.eventID)
         }
         return ids
@@ -69,7 +75,7 @@ import Testing
     @Test func integrationEventsArePublishedWithTheirIDsRoutingKeysAndCurrentShape() async throws {
         try await TestServers.withDatabase(listen: true) { database in
             let settings = try TestServers.amqp()
-            let inbox = Inbox()
+            let inbox = Inbox(tenant: database.settings.database)
             let consumer = Self.consume(settings, queue: "test.relay.\(UUID().uuidString.prefix(8))", into: inbox)
             defer { consumer.cancel() }
             try await Task.sleep(for: .milliseconds(500))
@@ -91,7 +97,7 @@ import Testing
         try broker.start()
         try await TestServers.withDatabase(listen: true) { database in
             let settings = try AMQPSettings(url: broker.amqpURL)
-            let inbox = Inbox()
+            let inbox = Inbox(tenant: database.settings.database)
             let consumer = Self.consume(settings, queue: "outage.inbox", into: inbox)
             defer { consumer.cancel() }
             try await Task.sleep(for: .milliseconds(500))
