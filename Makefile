@@ -19,9 +19,13 @@ build-release:
 migrate: bootstrap
 	@$(ENV); swift run chronicle migrate
 
+# The first admin (admin@localhost) gets the password in .chronicle/admin-password.
 run: bootstrap build-release
 	@$(ENV); .build/release/chronicle migrate && \
+	  .build/release/chronicle users create --email admin@localhost --name Admin --role admin \
+	    --password-file .chronicle/admin-password --if-missing >/dev/null && \
 	  echo "chronicle: serving on http://$${CHRONICLE_HOST:-127.0.0.1}:$${CHRONICLE_PORT:-8080} (Ctrl-C stops)" && \
+	  echo "chronicle: first admin token, in another shell: TOKEN=\$$($(DEV)/token.sh)" && \
 	  exec .build/release/chronicle serve
 
 # Every tier, against the real servers that bootstrap started.

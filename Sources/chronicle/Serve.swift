@@ -51,6 +51,7 @@ struct Serve: AsyncParsableCommand {
         let migrator = try locateMigrator(migrationsDir)
         let roles = try chosenRoles()
         let agents = try AgentsConfiguration.fromEnvironment(logger: logger)
+        let identity = try await IdentityConfiguration.fromEnvironment(logger: logger)
         try await ChronicleDatabase.preflight(postgres, logger: logger)
 
         let registry = PrometheusCollectorRegistry()
@@ -73,11 +74,20 @@ struct Serve: AsyncParsableCommand {
             try await group.run()
             return
         }
+        let limiter = RedisRateLimiter(redis: readSide.redis, keyspace: readSide.namespace)
+        let tokens = try await TokenService(settings: identity.tokens)
         let dependencies = AppDependencies(
             healthChecks: [
                 HealthCheck(name: "postgres", critical: true) { try await database.ping() },
                 HealthCheck(name: "redis", critical: false) { try await RedisProbe.ping(redis) },
                 HealthCheck(name: "rabbitmq", critical: false) { try await AMQPProbe.check(amqp) },
+                HealthCheck(name: "rate_limiter", critical: false) {
+                    do {
+                        try await limiter.ping()
+                    } catch {
+                        throw CLIError("cannot reach Redis: reads and cheap commands pass unlimited, executions are refused (503)")
+                    }
+                },
             ],
             registry: registry,
             services: services,
@@ -85,6 +95,12 @@ struct Serve: AsyncParsableCommand {
                 store: database.eventStore, snapshots: database.snapshots, queries: readSide.agentQueries,
                 settings: .init(
                     defaultModel: agents.defaultModel, defaultTimeoutSeconds: agents.timeoutSeconds, maxAttempts: agents.maxAttempts)),
+            identity: .init(
+                auth: AuthController(
+                    tokens: tokens, store: database.eventStore, credentials: PostgresCredentialStore(client: database.client, logger: logger),
+                    hasher: ScryptPasswordHasher(), limiter: limiter, loginsPerMinute: identity.loginsPerMinute),
+                middleware: AuthMiddleware(tokens: tokens, users: UserDirectory(store: database.eventStore)),
+                rateLimits: RateLimitMiddleware(limiter: limiter, settings: identity.rateLimits), corsOrigins: identity.corsOrigins),
             readiness: {
                 do {
                     let pending = try await database.pendingMigrations(migrator)
@@ -97,7 +113,6 @@ struct Serve: AsyncParsableCommand {
             })
         let app = buildApplication(server: server, dependencies: dependencies, logger: logger)
         logger.info("serving", metadata: ["http.address": "http://\(server.host):\(server.port)"])
-        logger.notice("no identity module yet: every API request acts as user 'local'")
         try await app.runService()
     }
 }

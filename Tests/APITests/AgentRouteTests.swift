@@ -26,14 +26,20 @@ import Testing
         func waitForExecutions(_ checkpoint: Checkpoint, timeout: Duration) async throws -> Bool { true }
     }
 
-    static func app(store: any EventStore = InMemoryEventStore()) -> some ApplicationProtocol {
+    static func app(identity: TestIdentity) -> some ApplicationProtocol {
         buildApplication(
             server: ServerSettings(),
             dependencies: AppDependencies(
                 healthChecks: [], registry: PrometheusCollectorRegistry(),
-                agents: AgentsController(store: store, queries: NoReadModels())
+                agents: AgentsController(store: identity.store, queries: NoReadModels()), identity: identity.dependencies
             ) { .init(ready: true) },
             logger: Logger(label: "test"))
+    }
+
+    /// The app, and a member's `Authorization` header.
+    static func app() async throws -> (some ApplicationProtocol, HTTPFields) {
+        let identity = try await TestIdentity()
+        return (app(identity: identity), try await identity.bearer("alice@example.com"))
     }
 
     static func json(_ buffer: ByteBuffer) -> [String: Any] {
@@ -45,8 +51,9 @@ import Testing
     }
 
     @Test func createAnswers201WithLocationETagAndPosition() async throws {
-        try await Self.app().test(.router) { client in
-            try await client.execute(uri: "/api/v1/agents", method: .post, body: Self.body(["name": "A", "plugins": ["time.now"]])) { response in
+        let (app, auth) = try await Self.app()
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/api/v1/agents", method: .post, headers: auth, body: Self.body(["name": "A", "plugins": ["time.now"]])) { response in
                 #expect(response.status == .created)
                 let body = Self.json(response.body)
                 let id = try #require(body["id"] as? String)
@@ -61,11 +68,12 @@ import Testing
     }
 
     @Test func theSameIdempotencyKeyCreatesOneAgent() async throws {
-        try await Self.app().test(.router) { client in
+        let (app, auth) = try await Self.app()
+        try await app.test(.router) { client in
             var ids: [String] = []
             for _ in 0..<2 {
                 try await client.execute(
-                    uri: "/api/v1/agents", method: .post, headers: [HTTPField.Name("Idempotency-Key")!: "k-1"], body: Self.body(["name": "A"])
+                    uri: "/api/v1/agents", method: .post, headers: auth + [HTTPField.Name("Idempotency-Key")!: "k-1"], body: Self.body(["name": "A"])
                 ) { response in
                     #expect(response.status == .created)
                     ids.append(Self.json(response.body)["id"] as? String ?? "")
@@ -81,8 +89,9 @@ import Testing
         ("{\"name\": \"a\", \"plugins\": [\"web.search\"]}", 422, "agent.plugin_unknown"),
     ])
     func badInputIsAProblemNeverA500(_ body: String, _ status: Int, _ code: String) async throws {
-        try await Self.app().test(.router) { client in
-            try await client.execute(uri: "/api/v1/agents", method: .post, body: ByteBuffer(string: body)) { response in
+        let (app, auth) = try await Self.app()
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/api/v1/agents", method: .post, headers: auth, body: ByteBuffer(string: body)) { response in
                 #expect(response.status.code == status)
                 #expect(response.headers[.contentType] == "application/problem+json")
                 #expect(Self.json(response.body)["code"] as? String == code)
@@ -91,21 +100,22 @@ import Testing
     }
 
     @Test func aStaleIfMatchIs412AndAMalformedOneIs400() async throws {
-        try await Self.app().test(.router) { client in
-            let id = try await client.execute(uri: "/api/v1/agents", method: .post, body: Self.body(["name": "A"])) { Self.json($0.body)["id"] as! String }
+        let (app, auth) = try await Self.app()
+        try await app.test(.router) { client in
+            let id = try await client.execute(uri: "/api/v1/agents", method: .post, headers: auth, body: Self.body(["name": "A"])) { Self.json($0.body)["id"] as! String }
             try await client.execute(
-                uri: "/api/v1/agents/\(id)", method: .patch, headers: [.ifMatch: "\"7\""], body: Self.body(["name": "B"])
+                uri: "/api/v1/agents/\(id)", method: .patch, headers: auth + [.ifMatch: "\"7\""], body: Self.body(["name": "B"])
             ) { response in
                 #expect(response.status == .preconditionFailed)
             }
             try await client.execute(
-                uri: "/api/v1/agents/\(id)", method: .patch, headers: [.ifMatch: "yesterday"], body: Self.body(["name": "B"])
+                uri: "/api/v1/agents/\(id)", method: .patch, headers: auth + [.ifMatch: "yesterday"], body: Self.body(["name": "B"])
             ) { response in
                 #expect(response.status == .badRequest)
                 #expect(Self.json(response.body)["code"] as? String == "request.invalid_if_match")
             }
             try await client.execute(
-                uri: "/api/v1/agents/\(id)", method: .patch, headers: [.ifMatch: "\"1\""], body: Self.body(["name": "B"])
+                uri: "/api/v1/agents/\(id)", method: .patch, headers: auth + [.ifMatch: "\"1\""], body: Self.body(["name": "B"])
             ) { response in
                 #expect(response.status == .ok)
                 #expect(response.headers[.eTag] == "\"2\"")
@@ -114,35 +124,37 @@ import Testing
     }
 
     @Test func aDeletedAgentCannotBeExecuted() async throws {
-        try await Self.app().test(.router) { client in
-            let id = try await client.execute(uri: "/api/v1/agents", method: .post, body: Self.body(["name": "A"])) { Self.json($0.body)["id"] as! String }
-            try await client.execute(uri: "/api/v1/agents/\(id)", method: .delete) { #expect($0.status == .accepted) }
-            try await client.execute(uri: "/api/v1/agents/\(id)/execute", method: .post, body: Self.body(["input": "hi"])) { response in
+        let (app, auth) = try await Self.app()
+        try await app.test(.router) { client in
+            let id = try await client.execute(uri: "/api/v1/agents", method: .post, headers: auth, body: Self.body(["name": "A"])) { Self.json($0.body)["id"] as! String }
+            try await client.execute(uri: "/api/v1/agents/\(id)", method: .delete, headers: auth) { #expect($0.status == .accepted) }
+            try await client.execute(uri: "/api/v1/agents/\(id)/execute", method: .post, headers: auth, body: Self.body(["input": "hi"])) { response in
                 #expect(response.status == .notFound)
             }
         }
     }
 
     @Test func executeAnswers202WithTheExecutionAndCancelEndsIt() async throws {
-        try await Self.app().test(.router) { client in
-            let id = try await client.execute(uri: "/api/v1/agents", method: .post, body: Self.body(["name": "A"])) { Self.json($0.body)["id"] as! String }
-            let execution = try await client.execute(uri: "/api/v1/agents/\(id)/execute", method: .post, body: Self.body(["input": "hi"])) { response in
+        let (app, auth) = try await Self.app()
+        try await app.test(.router) { client in
+            let id = try await client.execute(uri: "/api/v1/agents", method: .post, headers: auth, body: Self.body(["name": "A"])) { Self.json($0.body)["id"] as! String }
+            let execution = try await client.execute(uri: "/api/v1/agents/\(id)/execute", method: .post, headers: auth, body: Self.body(["input": "hi"])) { response in
                 #expect(response.status == .accepted)
                 let body = Self.json(response.body)
                 #expect(body["status"] as? String == "pending")
                 #expect(body["estimated_time"] as? Int == 2)
                 return body["execution_id"] as! String
             }
-            try await client.execute(uri: "/api/v1/agents/\(id)/executions/\(execution)/cancel", method: .post) { response in
+            try await client.execute(uri: "/api/v1/agents/\(id)/executions/\(execution)/cancel", method: .post, headers: auth) { response in
                 #expect(response.status == .accepted)
                 #expect(Self.json(response.body)["status"] as? String == "cancelled")
             }
-            try await client.execute(uri: "/api/v1/agents/\(id)/executions/\(execution)/cancel", method: .post) { response in
+            try await client.execute(uri: "/api/v1/agents/\(id)/executions/\(execution)/cancel", method: .post, headers: auth) { response in
                 #expect(response.status == .conflict)
                 #expect(Self.json(response.body)["code"] as? String == "execution.terminal")
             }
             // The execution belongs to this agent only.
-            try await client.execute(uri: "/api/v1/agents/\(UUID())/executions/\(execution)/cancel", method: .post) { response in
+            try await client.execute(uri: "/api/v1/agents/\(UUID())/executions/\(execution)/cancel", method: .post, headers: auth) { response in
                 #expect(response.status == .notFound)
             }
         }
@@ -150,8 +162,9 @@ import Testing
 
     @Test(arguments: ["/api/v1/agents?page=0", "/api/v1/agents?pageSize=101", "/api/v1/agents?page=x", "/api/v1/agents/\(UUID())/executions?status=done"])
     func badQueriesAre400(_ uri: String) async throws {
-        try await Self.app().test(.router) { client in
-            try await client.execute(uri: uri, method: .get) { response in
+        let (app, auth) = try await Self.app()
+        try await app.test(.router) { client in
+            try await client.execute(uri: uri, method: .get, headers: auth) { response in
                 #expect(response.status == .badRequest)
                 #expect(Self.json(response.body)["code"] as? String == "request.invalid_query")
             }
@@ -160,15 +173,18 @@ import Testing
 
     @Test(arguments: ["/api/v1/agents/not-a-uuid", "/api/v1/agents/\(UUID())", "/api/v1/agents/\(UUID())/executions/\(UUID())"])
     func unknownOrMalformedIdsAre404(_ uri: String) async throws {
-        try await Self.app().test(.router) { client in
-            try await client.execute(uri: uri, method: .get) { #expect($0.status == .notFound) }
+        let (app, auth) = try await Self.app()
+        try await app.test(.router) { client in
+            try await client.execute(uri: uri, method: .get, headers: auth) { #expect($0.status == .notFound) }
         }
     }
 
     /// Every route is in the OpenAPI document and every documented operation is a route.
-    @Test func routesAndTheOpenAPIDocumentAgree() throws {
+    @Test func routesAndTheOpenAPIDocumentAgree() async throws {
+        let identity = try await TestIdentity()
         let router = buildRouter(AppDependencies(
-            healthChecks: [], registry: PrometheusCollectorRegistry(), agents: AgentsController(store: InMemoryEventStore(), queries: NoReadModels())
+            healthChecks: [], registry: PrometheusCollectorRegistry(), agents: AgentsController(store: identity.store, queries: NoReadModels()),
+            identity: identity.dependencies
         ) { .init(ready: true) })
         let routed = Set(router.routes.map { route -> String in
             let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }

@@ -65,8 +65,9 @@ public struct AgentsController: Sendable {
 
     @Sendable func create(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
+        try principal.requireWrite()
         let body = try await request.decode(as: AgentDTO.Create.self, context: context)
-        let command = try CommandContext.from(request, principal: principal)
+        let command = try CommandContext.from(request, context: context)
         let agentID = command.derivedID("agent")
         let settings = AgentModelSettings(
             model: body.model ?? self.settings.defaultModel, temperature: body.temperature ?? self.settings.defaultTemperature,
@@ -84,6 +85,7 @@ public struct AgentsController: Sendable {
 
     @Sendable func update(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
+        try principal.requireWrite()
         let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
         let ifMatch = try Reply.ifMatch(request)
         _ = try await ownedAgent(agentID, principal)
@@ -91,7 +93,7 @@ public struct AgentsController: Sendable {
         guard !body.isEmpty else {
             throw Problem(.unprocessableContent, code: "agent.update_empty", detail: "name no field to change")
         }
-        let command = try CommandContext.from(request, principal: principal)
+        let command = try CommandContext.from(request, context: context)
         let result = try await agents.handle(
             .update(UpdateAgent(
                 agentID: agentID, name: body.name, instructions: body.instructions, model: body.model, temperature: body.temperature,
@@ -104,10 +106,11 @@ public struct AgentsController: Sendable {
 
     @Sendable func delete(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
+        try principal.requireWrite()
         let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
         let ifMatch = try Reply.ifMatch(request)
         _ = try await ownedAgent(agentID, principal)
-        let command = try CommandContext.from(request, principal: principal)
+        let command = try CommandContext.from(request, context: context)
         let result = try await agents.handle(
             .delete(DeleteAgent(agentID: agentID, now: command.now)), on: StreamID(category: AgentDecider.category, id: agentID),
             context: command, ifMatch: ifMatch)
@@ -118,10 +121,11 @@ public struct AgentsController: Sendable {
 
     @Sendable func execute(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
+        try principal.requireWrite()
         let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
         let agent = try await ownedAgent(agentID, principal)
         let body = try await request.decode(as: AgentDTO.Execute.self, context: context)
-        let command = try CommandContext.from(request, principal: principal)
+        let command = try CommandContext.from(request, context: context)
         let executionID = command.derivedID("execution")
         let result = try await executions.handle(
             .request(RequestAgentExecution(
@@ -139,6 +143,7 @@ public struct AgentsController: Sendable {
 
     @Sendable func cancel(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
+        try principal.requireWrite()
         let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
         let executionID = try Self.id(context, "exec_id", missing: Self.executionNotFound)
         let stream = AgentExecutionDecider.streamID(executionID)
@@ -146,7 +151,7 @@ public struct AgentsController: Sendable {
         guard state.status != .absent, state.agentID == agentID, let owner = state.ownerID, principal.mayAccess(owner: owner) else {
             throw Self.executionNotFound
         }
-        let command = try CommandContext.from(request, principal: principal)
+        let command = try CommandContext.from(request, context: context)
         let result = try await executions.handle(.cancel(CancelAgentExecution(executionID: executionID, now: command.now)), on: stream, context: command)
         return try Reply.json(
             AgentDTO.Cancelled(executionID: executionID.uuidString.lowercased(), status: result.state.status.rawValue), status: .accepted,

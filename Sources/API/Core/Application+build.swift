@@ -24,27 +24,52 @@ public struct AppDependencies: Sendable {
     public var services: [any Service]
     /// The Agents module's routes; nil serves only health, metrics and the document.
     public var agents: AgentsController?
+    /// Authentication, rate limits and CORS for everything under `/api/v1`.
+    public var identity: Identity?
+
+    public struct Identity: Sendable {
+        public var auth: AuthController
+        public var middleware: AuthMiddleware
+        public var rateLimits: RateLimitMiddleware?
+        public var corsOrigins: [String]
+
+        public init(auth: AuthController, middleware: AuthMiddleware, rateLimits: RateLimitMiddleware?, corsOrigins: [String] = []) {
+            self.auth = auth
+            self.middleware = middleware
+            self.rateLimits = rateLimits
+            self.corsOrigins = corsOrigins
+        }
+    }
 
     public init(
         healthChecks: [HealthCheck], registry: PrometheusCollectorRegistry, services: [any Service] = [], agents: AgentsController? = nil,
-        readiness: @escaping @Sendable () async -> HealthController<ChronicleRequestContext>.Readiness
+        identity: Identity? = nil, readiness: @escaping @Sendable () async -> HealthController<ChronicleRequestContext>.Readiness
     ) {
         self.healthChecks = healthChecks
         self.registry = registry
         self.services = services
         self.agents = agents
+        self.identity = identity
         self.readiness = readiness
     }
 }
 
 public func buildRouter(_ dependencies: AppDependencies) -> Router<ChronicleRequestContext> {
     let router = Router(context: ChronicleRequestContext.self)
+    router.add(middleware: RequestIDMiddleware())
+    router.add(middleware: CORSMiddleware(origins: dependencies.identity?.corsOrigins ?? []))
     router.add(middleware: ProblemMiddleware())
     router.add(middleware: MetricsMiddleware())
     HealthController(checks: dependencies.healthChecks, registry: dependencies.registry, readiness: dependencies.readiness)
         .addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)
-    let api = router.group("api/v1").add(middleware: LocalIdentityMiddleware())
+    // Everything under /api/v1 needs a token, but the token endpoint itself. Without an identity
+    // (route tests only), the API routes are not served at all.
+    guard let identity = dependencies.identity else { return router }
+    identity.auth.addPublicRoutes(to: router.group("api/v1/auth"))
+    var api = router.group("api/v1").add(middleware: identity.middleware)
+    if let rateLimits = identity.rateLimits { api = api.add(middleware: rateLimits) }
+    identity.auth.addProtectedRoutes(to: api.group("auth"))
     dependencies.agents?.addRoutes(to: api.group("agents"))
     return router
 }

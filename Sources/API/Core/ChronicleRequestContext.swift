@@ -1,3 +1,4 @@
+import Events
 import Foundation
 import Hummingbird
 import Logging
@@ -8,24 +9,36 @@ public struct Principal: Sendable, Equatable {
     public var userID: String
     public var tenantID: String
     public var roles: Set<String>
+    public var tier: UserTier
 
-    public init(userID: String, tenantID: String, roles: Set<String>) {
+    public init(userID: String, tenantID: String, roles: Set<String>, tier: UserTier = .free) {
         self.userID = userID
         self.tenantID = tenantID
         self.roles = roles
+        self.tier = tier
     }
 
     /// Admins see and change every owner's resources.
-    public var isAdmin: Bool { roles.contains("admin") }
+    public var isAdmin: Bool { roles.contains(UserRole.admin.rawValue) }
+
+    /// Members (and admins) may change what they may see; viewers only read.
+    public var mayWrite: Bool { isAdmin || roles.contains(UserRole.member.rawValue) }
 
     /// Whether this principal may see a resource of `owner`. Others' resources answer 404.
     public func mayAccess(owner: String) -> Bool { isAdmin || owner == userID }
+
+    /// 403 unless the principal may change things.
+    public func requireWrite() throws {
+        guard mayWrite else { throw Problem(.forbidden, code: "auth.forbidden", detail: "your role may read but not change resources") }
+    }
 }
 
 /// The request context of every route: Hummingbird's core storage plus the principal.
 public struct ChronicleRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var principal: Principal?
+    /// From `X-Request-ID` or generated; the correlation id of the events a command appends.
+    public var requestID: String?
 
     public init(source: Source) {
         coreContext = .init(source: source)
@@ -46,20 +59,5 @@ public struct ChronicleRequestContext: RequestContext {
     public func requirePrincipal() throws -> Principal {
         guard let principal else { throw Problem(.unauthorized, code: "auth.required", detail: "this route needs an identity") }
         return principal
-    }
-}
-
-/// Until the identity module arrives (users, JWT, roles), every API request acts as one local
-/// user, `local` in tenant `local`. The server logs this at start, and the README says so.
-public struct LocalIdentityMiddleware: RouterMiddleware {
-    public typealias Context = ChronicleRequestContext
-    public static let principal = Principal(userID: "local", tenantID: "local", roles: ["member"])
-
-    public init() {}
-
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        var context = context
-        context.principal = Self.principal
-        return try await next(request, context)
     }
 }

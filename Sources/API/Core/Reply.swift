@@ -57,16 +57,16 @@ enum Reply {
 
 extension CommandContext {
     /// The command's identity from the request: `Idempotency-Key` (or a new id), the principal as
-    /// user and tenant, and `X-Request-ID` as the correlation id when given.
-    static func from(_ request: Request, principal: Principal) throws -> CommandContext {
+    /// user and tenant, and the request id as the correlation id.
+    static func from(_ request: Request, context: ChronicleRequestContext) throws -> CommandContext {
+        let principal = try context.requirePrincipal()
         let key = request.headers[.init("Idempotency-Key")!]
         if let key, !(1...200).contains(key.count) || key.contains(where: { $0.isNewline }) {
             throw Problem(.badRequest, code: "request.invalid_idempotency_key", detail: "Idempotency-Key must be 1 to 200 characters on one line")
         }
-        let requestID = request.headers[.init("X-Request-ID")!].flatMap { (1...200).contains($0.count) ? $0 : nil }
         return CommandContext(
             commandID: key ?? UUID().uuidString.lowercased(), userID: principal.userID, tenantID: principal.tenantID,
-            correlationID: requestID)
+            correlationID: context.requestID)
     }
 
     /// A new resource's id, derived from the command so a repeated request names the same one.

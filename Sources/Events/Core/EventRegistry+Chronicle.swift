@@ -4,4 +4,5 @@ extension EventRegistry {
     public static let chronicle: EventRegistry = EventRegistry()
         .registering(.agents)
         .registering(.agentExecutions)
+        .registering(.identity)
 }
