@@ -13,6 +13,7 @@ struct AgentAPIBenchmark {
     let report: BenchReport
     let seconds: Int
     let connections: Int
+    var token = ""
 
     struct WrkResult {
         var requestsPerSecond: Double
@@ -23,15 +24,28 @@ struct AgentAPIBenchmark {
         var socketErrors: Int
     }
 
-    func run() async throws {
+    mutating func run() async throws {
         guard let wrk = Self.which("wrk") else { throw CLIError("wrk not found: eventstore/dev/install.sh installs it") }
         let port = try Self.freePort()
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        server.arguments = ["serve", "--port", "\(port)", "--database-url", databaseURL]
+        let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var env = ProcessInfo.processInfo.environment
         env["CHRONICLE_LLM_BASE_URL"] = nil
         env["CHRONICLE_LOG_LEVEL"] = "error"
+        // The load generator is one user: an enterprise user (no per-user limit) with the
+        // per-endpoint execute limit off, or the figure would be the limiter's 10/min.
+        env["CHRONICLE_RATE_LIMIT_EXECUTE"] = "0"
+        env["CHRONICLE_USER_PASSWORD"] = "bench-password-\(UUID().uuidString)"
+        let create = Process()
+        create.executableURL = binary
+        create.arguments = ["users", "create", "--email", "bench@localhost", "--tier", "enterprise", "--database-url", databaseURL, "--if-missing"]
+        create.environment = env
+        create.standardOutput = FileHandle.nullDevice
+        try create.run()
+        create.waitUntilExit()
+        guard create.terminationStatus == 0 else { throw CLIError("could not create the benchmark's user") }
+        let server = Process()
+        server.executableURL = binary
+        server.arguments = ["serve", "--port", "\(port)", "--database-url", databaseURL]
         server.environment = env
         server.standardOutput = FileHandle.nullDevice
         server.standardError = FileHandle.nullDevice
@@ -42,6 +56,9 @@ struct AgentAPIBenchmark {
         }
         let base = "http://127.0.0.1:\(port)"
         try await waitUntilReady(base)
+        token = try await post(
+            "\(base)/api/v1/auth/token", body: #"{"username": "bench@localhost", "password": "\#(env["CHRONICLE_USER_PASSWORD"]!)"}"#
+        )["access_token"] as? String ?? ""
         let agent = try await post("\(base)/api/v1/agents", body: #"{"name": "bench", "instructions": "Answer briefly."}"#)["id"] as? String ?? ""
         let execution = try await post("\(base)/api/v1/agents/\(agent)/execute", body: #"{"input": "hello"}"#)["execution_id"] as? String ?? ""
         let executionURL = "\(base)/api/v1/agents/\(agent)/executions/\(execution)"
@@ -56,6 +73,7 @@ struct AgentAPIBenchmark {
             wrk.method = "POST"
             wrk.body = '{"input": "What is 2+2?"}'
             wrk.headers["Content-Type"] = "application/json"
+            wrk.headers["Authorization"] = "Bearer \(token)"
             """.write(to: script, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: script) }
         let execute = try runWrk(wrk, url: "\(base)/api/v1/agents/\(agent)/execute", script: script.path)
@@ -68,6 +86,7 @@ struct AgentAPIBenchmark {
             "requests": .number(Double(result.requests)), "non_2xx": .number(Double(result.non2xx)),
             "socket_errors": .number(Double(result.socketErrors)), "connections": .number(Double(connections)),
             "seconds": .number(Double(seconds)), "load_generator": .string("wrk, 2 threads, same machine"),
+            "auth": .string("bearer JWT, enterprise user, execute limit off"),
         ]
         report.emit(metric, result.requestsPerSecond, unit: "requests/s", extra)
     }
@@ -75,7 +94,8 @@ struct AgentAPIBenchmark {
     func runWrk(_ wrk: String, url: String, script: String? = nil) throws -> WrkResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: wrk)
-        process.arguments = ["-t2", "-c\(connections)", "-d\(seconds)s", "--latency"] + (script.map { ["-s", $0] } ?? []) + [url]
+        let auth = script == nil ? ["-H", "Authorization: Bearer \(token)"] : []
+        process.arguments = ["-t2", "-c\(connections)", "-d\(seconds)s", "--latency"] + auth + (script.map { ["-s", $0] } ?? []) + [url]
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
@@ -130,8 +150,10 @@ struct AgentAPIBenchmark {
     }
 
     func waitUntilCompleted(_ url: String) async throws {
+        var request = URLRequest(url: URL(string: url)!)
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         for _ in 0..<300 {
-            let (data, _) = try await URLSession.shared.data(from: URL(string: url)!)
+            let (data, _) = try await URLSession.shared.data(for: request)
             if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["status"] as? String == "completed" { return }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -143,6 +165,7 @@ struct AgentAPIBenchmark {
         request.httpMethod = "POST"
         request.httpBody = Data(body.utf8)
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        if !token.isEmpty { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         let (data, _) = try await URLSession.shared.data(for: request)
         guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw CLIError("unexpected answer from \(url)") }
         return object

@@ -67,11 +67,11 @@ struct Bench: AsyncParsableCommand {
                     }
                     if groups.contains("api") {
                         let s = base.with(database: name)
-                        try await AgentAPIBenchmark(
+                        var api = AgentAPIBenchmark(
                             databaseURL: "postgres://\(s.username)\(s.password.map { ":" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? "")@\(s.host):\(s.port)/\(name)?sslmode=disable",
                             report: report,
-                            seconds: max(2, Int(seconds)), connections: connections
-                        ).run()
+                            seconds: max(2, Int(seconds)), connections: connections)
+                        try await api.run()
                     }
                 }
             } catch {

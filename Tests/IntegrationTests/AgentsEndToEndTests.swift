@@ -24,8 +24,11 @@ import Testing
                 process.waitUntilExit()
             }
         }
-        let client = HTTPTestClient(base: "http://127.0.0.1:\(port)")
-        if roles.contains("api") { try await client.waitUntilReady() }
+        var client = HTTPTestClient(base: "http://127.0.0.1:\(port)")
+        if roles.contains("api") {
+            try await client.waitUntilReady()
+            client = try await client.signIn(database)
+        }
         return try await body(client, process)
     }
 

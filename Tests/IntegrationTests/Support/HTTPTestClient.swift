@@ -1,3 +1,6 @@
+import Adapters
+import Commands
+import Events
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -14,6 +17,34 @@ struct HTTPTestClient {
     }
 
     let base: String
+    /// Sent as `Authorization: Bearer` when set.
+    var token: String?
+
+    init(base: String, token: String? = nil) {
+        self.base = base
+        self.token = token
+    }
+
+    func authorized(_ token: String) -> HTTPTestClient { HTTPTestClient(base: base, token: token) }
+
+    /// Registers a user straight into the database (as `chronicle users create` does) and signs
+    /// in through `POST /api/v1/auth/token`; returns a client that sends the token.
+    func signIn(
+        _ database: ChronicleDatabase, email: String = "user-\(UUID().uuidString.prefix(8))@example.com", roles: [UserRole] = [.member],
+        tier: UserTier = .free
+    ) async throws -> HTTPTestClient {
+        let password = "correct horse battery staple"
+        let handler = CommandHandler<UserDecider>(store: database.eventStore)
+        let register = RegisterUser(email: email, displayName: email, tenantID: "t1", tier: tier, roles: roles, now: Date())
+        _ = try await handler.handle(.register(register), on: UserDecider.streamID(register.userID), context: CommandContext(userID: "test"))
+        try await PostgresCredentialStore(client: database.client, logger: TestServers.logger)
+            .setPasswordHash(try await ScryptPasswordHasher(logN: 10).hash(password), of: register.userID)
+        let reply = try await send("POST", "/api/v1/auth/token", json: ["username": email, "password": password])
+        guard let token = reply.json["access_token"] as? String else {
+            throw TestServers.NotConfigured(variable: "a token for \(email): \(reply.status) \(reply.text)")
+        }
+        return authorized(token)
+    }
 
     func send(_ method: String, _ path: String, json: [String: Any]? = nil, headers: [String: String] = [:], timeout: TimeInterval = 30) async throws -> Reply {
         var request = URLRequest(url: URL(string: base + path)!)
@@ -23,6 +54,7 @@ struct HTTPTestClient {
             request.httpBody = try JSONSerialization.data(withJSONObject: json)
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         let (data, response) = try await URLSession.shared.data(for: request)
         let http = response as! HTTPURLResponse
