@@ -85,12 +85,15 @@ import Testing
                 #expect(disabled.stdout.contains("disabled"))
                 let clock = ContinuousClock()
                 let started = clock.now
-                var status = 200
-                while status == 200, clock.now - started < .seconds(10) {
-                    status = try await leaver.send("GET", "/api/v1/auth/me").status
-                    if status == 200 { try await Task.sleep(for: .milliseconds(100)) }
+                var last = try await leaver.send("GET", "/api/v1/auth/me")
+                while last.status == 200, clock.now - started < .seconds(10) {
+                    try await Task.sleep(for: .milliseconds(100))
+                    last = try await leaver.send("GET", "/api/v1/auth/me")
                 }
-                #expect(status == 401)
+                let stream = "user-\(UserDecider.userID(email: email).uuidString.lowercased())"
+                let types = try await database.eventStore.readStream(stream, from: 1, direction: .forward, limit: 10).map(\.eventType)
+                #expect(last.status == 401, "still \(last.status) \(last.text); the user's stream: \(types); CLI said: \(disabled.stdout)")
+                #expect(last.json["code"] as? String == "auth.user_disabled")
                 #expect(clock.now - started <= .seconds(6), "the token worked \(clock.now - started) after the user was disabled")
             }
         }
