@@ -200,3 +200,24 @@ actor InterferingStore: EventStore {
 
     func streamVersion(_ streamID: String) async throws -> Int64 { await inner.streamVersion(streamID) }
 }
+
+@Suite struct NULCharacterTests {
+    @Test func findsAnEscapedNULButNotAnEscapedBackslashBeforeU0000() {
+        #expect(EventCoding.containsNUL(Data(#"{"a":"x\u0000y"}"#.utf8)))
+        #expect(!EventCoding.containsNUL(Data(#"{"a":"x\\u0000y"}"#.utf8)))
+        #expect(EventCoding.containsNUL(Data(#"{"a":"x\\\u0000"}"#.utf8)))
+        #expect(!EventCoding.containsNUL(Data(#"{"a":"\u00001"}"#.utf8)) == false)
+    }
+
+    @Test func aCommandWhoseEventsWouldHoldANULIsInvalidInput() async throws {
+        let handler = CommandHandler<AgentDecider>(store: InMemoryEventStore())
+        let id = UUID()
+        await #expect(throws: DomainError(.invalid, code: "request.nul_character", "text must not contain the NUL character (U+0000)")) {
+            try await handler.handle(
+                .create(CreateAgent(
+                    agentID: id, ownerID: "o", name: "bad\u{0}name", instructions: "", settings: AgentModelSettings(model: "m", temperature: 0, maxTokens: 1),
+                    now: Date())),
+                on: StreamID(category: "agent", id: id), context: CommandContext())
+        }
+    }
+}

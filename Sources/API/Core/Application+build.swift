@@ -58,8 +58,10 @@ public func buildRouter(_ dependencies: AppDependencies) -> Router<ChronicleRequ
     let router = Router(context: ChronicleRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: CORSMiddleware(origins: dependencies.identity?.corsOrigins ?? []))
-    router.add(middleware: ProblemMiddleware())
+    // Metrics outside the problem mapping, so they record the status the client gets (a domain
+    // error is a 4xx there, not the 500 an unmapped error would count as).
     router.add(middleware: MetricsMiddleware())
+    router.add(middleware: ProblemMiddleware())
     HealthController(checks: dependencies.healthChecks, registry: dependencies.registry, readiness: dependencies.readiness)
         .addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)

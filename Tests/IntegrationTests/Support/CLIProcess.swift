@@ -31,7 +31,7 @@ struct CLIProcess {
     }
 
     static func run(_ arguments: [String], environment: [String: String] = environment(), timeout: Duration = .seconds(60)) async throws -> Result {
-        let process = try start(arguments, environment: environment)
+        let process = try start(arguments, environment: environment, capture: true)
         let stdout = process.standardOutput as! Pipe
         let stderr = process.standardError as! Pipe
         async let out = Task.detached { stdout.fileHandleForReading.readDataToEndOfFile() }.value
@@ -46,14 +46,27 @@ struct CLIProcess {
             stderr: String(decoding: await err, as: UTF8.self))
     }
 
-    static func start(_ arguments: [String], environment: [String: String] = environment(), stdout: FileHandle? = nil) throws -> Process {
+    /// Starts the binary. Unless `capture` (for `run`, which reads both pipes to the end), its
+    /// output goes to a log file under the temporary folder: a long-lived server writing into a
+    /// pipe nobody reads blocks once the pipe's 64 KiB are full, and stops answering.
+    static func start(
+        _ arguments: [String], environment: [String: String] = environment(), stdout: FileHandle? = nil, capture: Bool = false
+    ) throws -> Process {
         let process = Process()
         process.executableURL = try binary()
         process.arguments = arguments
         process.environment = environment
         process.currentDirectoryURL = TestServers.root
-        process.standardOutput = stdout ?? Pipe()
-        process.standardError = Pipe()
+        if capture {
+            process.standardOutput = stdout ?? Pipe()
+            process.standardError = Pipe()
+        } else {
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-test-\(UUID().uuidString.prefix(8)).log")
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+            let handle = try FileHandle(forWritingTo: log)
+            process.standardOutput = stdout ?? handle
+            process.standardError = handle
+        }
         try process.run()
         return process
     }

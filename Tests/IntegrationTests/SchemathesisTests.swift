@@ -1,0 +1,74 @@
+import Adapters
+import Commands
+import Events
+import Foundation
+import Testing
+
+/// schemathesis (PyPI, installed by eventstore/dev/install.sh) against the live server with a
+/// valid token: no 5xx, and no response that breaks the OpenAPI document.
+@Suite struct SchemathesisTests {
+    static var binary: URL {
+        let data = ProcessInfo.processInfo.environment["CHRONICLE_DATA"].map { URL(fileURLWithPath: $0) }
+            ?? TestServers.root.appendingPathComponent(".chronicle")
+        return data.appendingPathComponent("venv/bin/schemathesis")
+    }
+
+    /// The server's own count of answered requests by status class, from /metrics.
+    static func served(_ client: HTTPTestClient) async throws -> (total: Int, serverErrors: Int) {
+        let text = try await client.send("GET", "/metrics").text
+        var total = 0
+        var errors = 0
+        for line in text.split(separator: "\n") where line.hasPrefix("hb_requests{") && line.contains("/api/v1") {
+            let count = Int(Double(line.split(separator: " ").last ?? "") ?? 0)
+            total += count
+            if line.contains("http_response_status_code=\"5") { errors += count }
+        }
+        return (total, errors)
+    }
+
+    @Test func fuzzingTheAPIWithAValidTokenFindsNoServerErrorAndNoBreachOfTheDocument() async throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary.path) else {
+            Issue.record("schemathesis is not installed at \(Self.binary.path): run eventstore/dev/install.sh")
+            return
+        }
+        try await TestServers.withDatabase { database in
+            // An enterprise admin (no per-user limit) and no execute limit: otherwise most
+            // requests would be 429s and the logic behind them untested.
+            try await AgentsEndToEndTests.withServer(database, env: ["CHRONICLE_RATE_LIMIT_EXECUTE": "0"]) { member, _ in
+                let client = try await member.signIn(database, roles: [.admin], tier: .enterprise)
+                let process = Process()
+                process.executableURL = Self.binary
+                process.arguments = [
+                    "run", "\(client.base)/openapi.yaml", "-H", "Authorization: Bearer \(client.token!)",
+                    "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance",
+                    "--max-examples", "170", "--workers", "2", "--request-timeout", "15", "--no-color",
+                ]
+                var env = ProcessInfo.processInfo.environment
+                env["SCHEMATHESIS_TELEMETRY"] = "false"
+                process.environment = env
+                let output = FileManager.default.temporaryDirectory.appendingPathComponent("schemathesis-\(UUID()).txt")
+                FileManager.default.createFile(atPath: output.path, contents: nil)
+                let handle = try FileHandle(forWritingTo: output)
+                process.standardOutput = handle
+                process.standardError = handle
+                try process.run()
+                let deadline = ContinuousClock.now.advanced(by: .seconds(900))
+                while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
+                if process.isRunning { process.terminate() }
+                process.waitUntilExit()
+                try handle.close()
+                let report = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+                let summary = report.components(separatedBy: "SUMMARY").last ?? report
+                print("schemathesis summary:\n\(summary)")
+                #expect(process.terminationStatus == 0, "schemathesis found problems:\n\(report.suffix(6000))")
+                let generated = report.split(separator: "\n").first { $0.contains(" generated,") }
+                    .flatMap { Int($0.trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "") } ?? 0
+                #expect(generated >= 2000, "schemathesis generated only \(generated) test cases")
+                let (total, serverErrors) = try await Self.served(client)
+                print("schemathesis: the server answered \(total) requests under /api/v1, \(serverErrors) of them 5xx")
+                #expect(total >= 2000, "only \(total) requests reached the API")
+                #expect(serverErrors == 0)
+            }
+        }
+    }
+}
