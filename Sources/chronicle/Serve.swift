@@ -101,6 +101,7 @@ struct Serve: AsyncParsableCommand {
                     hasher: ScryptPasswordHasher(), limiter: limiter, loginsPerMinute: identity.loginsPerMinute),
                 middleware: AuthMiddleware(tokens: tokens, users: UserDirectory(store: database.eventStore)),
                 rateLimits: RateLimitMiddleware(limiter: limiter, settings: identity.rateLimits), corsOrigins: identity.corsOrigins),
+            parked: ParkedController(parking: readSide.parking),
             readiness: {
                 do {
                     let pending = try await database.pendingMigrations(migrator)

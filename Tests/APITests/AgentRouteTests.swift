@@ -184,7 +184,7 @@ import Testing
         let identity = try await TestIdentity()
         let router = buildRouter(AppDependencies(
             healthChecks: [], registry: PrometheusCollectorRegistry(), agents: AgentsController(store: identity.store, queries: NoReadModels()),
-            identity: identity.dependencies
+            identity: identity.dependencies, parked: ParkedController(parking: ParkedRouteTests.Lot())
         ) { .init(ready: true) })
         let routed = Set(router.routes.map { route -> String in
             let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }

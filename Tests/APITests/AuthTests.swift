@@ -9,6 +9,7 @@ import HummingbirdTesting
 import JWTKit
 import Logging
 import Prometheus
+import Projections
 import Synchronization
 import Testing
 
@@ -287,5 +288,61 @@ import Testing
                 #expect(UUID(uuidString: response.headers[HTTPField.Name("X-Request-ID")!] ?? "") != nil)
             }
         }
+    }
+}
+
+@Suite struct ParkedRouteTests {
+    /// A parking lot with one parked event.
+    actor Lot: ParkedEventStore {
+        var requests: [(ParkedEvent.Action, String, UUID)] = []
+        let event = ParkedEvent(
+            projector: "agents_by_owner", eventID: UUID(), streamID: "agent-x", streamVersion: 3, checkpoint: Checkpoint(transactionID: 7, position: 9),
+            error: "boom", attempts: 3, heldBehind: nil, status: "parked", parkedAt: Date())
+        func parked(projector: String?) async throws -> [ParkedEvent] { projector == nil || projector == event.projector ? [event] : [] }
+        func request(_ action: ParkedEvent.Action, projector: String, eventID: UUID) async throws -> Bool {
+            guard projector == event.projector, eventID == event.eventID else { return false }
+            requests.append((action, projector, eventID))
+            return true
+        }
+        func heldStreams(projector: String) async throws -> [String: UUID] { [:] }
+        func requested(projector: String) async throws -> [ParkedEvent] { [] }
+        func heldBehind(projector: String, eventID: UUID) async throws -> [ParkedEvent] { [] }
+        func repark(projector: String, eventID: UUID, error: String, previous: UUID) async throws {}
+        func forget(projector: String, eventIDs: [UUID]) async throws {}
+    }
+
+    @Test func adminsListRetryAndSkipParkedEventsAndOthersAreRefused() async throws {
+        let identity = try await TestIdentity()
+        let lot = Lot()
+        let app = buildApplication(
+            server: ServerSettings(),
+            dependencies: AppDependencies(
+                healthChecks: [], registry: PrometheusCollectorRegistry(), identity: identity.dependencies, parked: ParkedController(parking: lot)
+            ) { .init(ready: true) },
+            logger: Logger(label: "test"))
+        let admin = try await identity.bearer("admin@example.com")
+        let member = try await identity.bearer("alice@example.com")
+        let id = lot.event.eventID.uuidString.lowercased()
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/api/v1/admin/parked", method: .get, headers: admin) { response in
+                #expect(response.status == .ok)
+                let items = AgentRouteTests.json(response.body)["items"] as? [[String: Any]]
+                #expect(items?.first?["event_id"] as? String == id)
+                #expect(items?.first?["error"] as? String == "boom")
+                #expect(items?.first?["position"] as? String == "7.9")
+            }
+            try await client.execute(uri: "/api/v1/admin/parked", method: .get, headers: member) { #expect($0.status == .forbidden) }
+            try await client.execute(uri: "/api/v1/admin/parked/agents_by_owner/\(id)/retry", method: .post, headers: admin) {
+                #expect($0.status == .accepted)
+            }
+            try await client.execute(uri: "/api/v1/admin/parked/agents_by_owner/\(id)/skip", method: .post, headers: member) {
+                #expect($0.status == .forbidden)
+            }
+            try await client.execute(uri: "/api/v1/admin/parked/agents_by_owner/\(UUID())/skip", method: .post, headers: admin) {
+                #expect($0.status == .notFound)
+            }
+        }
+        let requests = await lot.requests
+        #expect(requests.count == 1 && requests.first?.0 == .retry)
     }
 }

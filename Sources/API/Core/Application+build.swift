@@ -26,6 +26,8 @@ public struct AppDependencies: Sendable {
     public var agents: AgentsController?
     /// Authentication, rate limits and CORS for everything under `/api/v1`.
     public var identity: Identity?
+    /// Parked events for admins (`/api/v1/admin/parked`).
+    public var parked: ParkedController?
 
     public struct Identity: Sendable {
         public var auth: AuthController
@@ -43,13 +45,14 @@ public struct AppDependencies: Sendable {
 
     public init(
         healthChecks: [HealthCheck], registry: PrometheusCollectorRegistry, services: [any Service] = [], agents: AgentsController? = nil,
-        identity: Identity? = nil, readiness: @escaping @Sendable () async -> HealthController<ChronicleRequestContext>.Readiness
+        identity: Identity? = nil, parked: ParkedController? = nil, readiness: @escaping @Sendable () async -> HealthController<ChronicleRequestContext>.Readiness
     ) {
         self.healthChecks = healthChecks
         self.registry = registry
         self.services = services
         self.agents = agents
         self.identity = identity
+        self.parked = parked
         self.readiness = readiness
     }
 }
@@ -73,6 +76,7 @@ public func buildRouter(_ dependencies: AppDependencies) -> Router<ChronicleRequ
     if let rateLimits = identity.rateLimits { api = api.add(middleware: rateLimits) }
     identity.auth.addProtectedRoutes(to: api.group("auth"))
     dependencies.agents?.addRoutes(to: api.group("agents"))
+    dependencies.parked?.addRoutes(to: api.group("admin/parked"))
     return router
 }
 
