@@ -65,17 +65,21 @@ struct RebuildProjection: AsyncParsableCommand {
     func run() async throws {
         try await withReadSide(connection) { readSide, database in
             let bar = ProgressBar()
-            let result: (generation: Int, events: Int)
-            switch name {
-            case AgentListProjection().name:
-                result = try await readSide.postgres(AgentListProjection()).rebuild(events: database.eventStore, progress: bar.show)
-            case EventCountsProjection().name:
-                result = try await readSide.postgres(EventCountsProjection()).rebuild(events: database.eventStore, progress: bar.show)
-            case AgentSummaryProjection().name, "relay":
-                throw CLIError("\(name) is not a Postgres read model: rebuild supports agents_by_owner and event_counts")
-            default:
+            let events = database.eventStore
+            let rebuilds: [String: () async throws -> (generation: Int, events: Int)] = [
+                AgentListProjection().name: { try await readSide.postgres(AgentListProjection()).rebuild(events: events, progress: bar.show) },
+                AgentExecutionsProjection().name: { try await readSide.postgres(AgentExecutionsProjection()).rebuild(events: events, progress: bar.show) },
+                AgentUsageProjection().name: { try await readSide.postgres(AgentUsageProjection()).rebuild(events: events, progress: bar.show) },
+                EventCountsProjection().name: { try await readSide.postgres(EventCountsProjection()).rebuild(events: events, progress: bar.show) },
+            ]
+            guard let rebuild = rebuilds[name] else {
+                if [AgentSummaryProjection().name, ExecutionCacheProjection().name, "relay"].contains(name) {
+                    throw CLIError(
+                        "\(name) is not a Postgres read model; rebuild supports \(rebuilds.keys.sorted().joined(separator: ", "))")
+                }
                 throw CLIError("no projector named '\(name)' (see 'chronicle projections list')")
             }
+            let result = try await rebuild()
             bar.finish()
             print("rebuild: \(name) generation \(result.generation) swapped in after \(result.events) events")
         }
