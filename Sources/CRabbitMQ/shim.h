@@ -44,8 +44,8 @@ static inline int chronicle_amqp_publish(amqp_connection_state_t conn, amqp_chan
  * expires messages after message_ttl_ms when positive (a retry delay queue). */
 static inline int chronicle_amqp_queue_declare(amqp_connection_state_t conn, amqp_channel_t channel, const char *name,
                                                const char *dlx_exchange, const char *dlx_routing_key,
-                                               int message_ttl_ms) {
-    amqp_table_entry_t entries[3];
+                                               int message_ttl_ms, int expires_ms) {
+    amqp_table_entry_t entries[4];
     int count = 0;
     if (dlx_exchange) {
         entries[count].key = amqp_cstring_bytes("x-dead-letter-exchange");
@@ -63,6 +63,12 @@ static inline int chronicle_amqp_queue_declare(amqp_connection_state_t conn, amq
         entries[count].key = amqp_cstring_bytes("x-message-ttl");
         entries[count].value.kind = AMQP_FIELD_KIND_I32;
         entries[count].value.value.i32 = message_ttl_ms;
+        count++;
+    }
+    if (expires_ms > 0) {
+        entries[count].key = amqp_cstring_bytes("x-expires");
+        entries[count].value.kind = AMQP_FIELD_KIND_I32;
+        entries[count].value.value.i32 = expires_ms;
         count++;
     }
     amqp_table_t arguments;

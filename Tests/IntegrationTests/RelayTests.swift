@@ -20,7 +20,7 @@ import Testing
     }
 
     static func consume(_ settings: AMQPSettings, queue: String, into inbox: Inbox) -> Task<Void, Never> {
-        let topology = RelayStore.topology(namespace: "relay-test").merging(AMQPTopology(queues: [.init(name: queue)], bindings: [(queue, "events", "agent.#")]))
+        let topology = RelayStore.topology(namespace: "relay-test").merging(AMQPTopology(queues: [.init(name: queue, expires: .seconds(120))], bindings: [(queue, "events", "agent.#")]))
         let consumer = AMQPConsumer(settings: settings, topology: topology, queue: queue, prefetch: 50, logger: TestServers.logger)
         return Task {
             // Reconnects for as long as the test runs: the broker may be down for a while.

@@ -55,7 +55,9 @@ final class AMQPConnection: @unchecked Sendable {
             }
             for queue in topology.queues {
                 let ttl = queue.messageTTL.map { Int32($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) } ?? 0
-                guard chronicle_amqp_queue_declare(state, channel, queue.name, queue.deadLetterExchange, queue.deadLetterRoutingKey, ttl) == 0 else {
+                let expires = queue.expires.map { Int32($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) } ?? 0
+                guard chronicle_amqp_queue_declare(state, channel, queue.name, queue.deadLetterExchange, queue.deadLetterRoutingKey, ttl, expires) == 0
+                else {
                     throw AMQPError("declaring queue \(queue.name) failed")
                 }
             }

@@ -41,12 +41,19 @@ public struct AMQPTopology: Sendable {
         public var deadLetterRoutingKey: String?
         /// For delay queues: messages expire back to their dead-letter exchange after this.
         public var messageTTL: Duration?
+        /// The queue itself is deleted after being unused this long (`x-expires`): for
+        /// throwaway consumers, whose queues would otherwise fill up with nobody reading.
+        public var expires: Duration?
 
-        public init(name: String, deadLetterExchange: String? = nil, deadLetterRoutingKey: String? = nil, messageTTL: Duration? = nil) {
+        public init(
+            name: String, deadLetterExchange: String? = nil, deadLetterRoutingKey: String? = nil, messageTTL: Duration? = nil,
+            expires: Duration? = nil
+        ) {
             self.name = name
             self.deadLetterExchange = deadLetterExchange
             self.deadLetterRoutingKey = deadLetterRoutingKey
             self.messageTTL = messageTTL
+            self.expires = expires
         }
     }
 
