@@ -128,11 +128,21 @@ struct ReadSideBenchmark {
         return first < target || second < target
     }
 
-    /// Appends integration events, then times the relay publishing them all with confirms.
+    /// Times the relay publishing `relayEvents` integration events with confirms. The relay
+    /// first catches up, untimed, with what the other benchmarks wrote (a million events without
+    /// a contract: scanning them is not publishing); then the events are appended while it runs,
+    /// and the clock stops when its checkpoint passes the last of them.
     private func relayThroughput() async throws {
         let created = AgentCreated(
             agentID: UUID(), ownerID: "bench", name: "bench", instructions: "relay benchmark",
             settings: AgentModelSettings(model: "offline", temperature: 0.5, maxTokens: 10), plugins: [], createdAt: Date())
+        let relay = readSide.relay(amqp)
+        let task = Task { try await relay.run() }
+        defer { task.cancel() }
+        let before = try await database.eventStore.head()
+        while try await relay.store.checkpoint() < before { try await Task.sleep(for: .milliseconds(50)) }
+        let clock = ContinuousClock()
+        let start = clock.now
         var written = 0
         while written < relayEvents {
             let events = try (0..<min(500, relayEvents - written)).map { _ in try NewEvent(created, id: UUID(), metadata: EventMetadata()) }
@@ -140,15 +150,11 @@ struct ReadSideBenchmark {
             written += events.count
         }
         let head = try await database.eventStore.head()
-        let relay = readSide.relay(amqp)
-        let clock = ContinuousClock()
-        let start = clock.now
-        let task = Task { try await relay.run() }
-        defer { task.cancel() }
         while try await relay.store.checkpoint() < head { try await Task.sleep(for: .milliseconds(20)) }
         let elapsed = seconds(start.duration(to: clock.now))
         report.emit("relay.publish.throughput", Double(relayEvents) / elapsed, unit: "messages/s", [
             "messages": .number(Double(relayEvents)), "confirms": .string("per batch of up to 500"),
+            "timed": .string("from the first append to the relay's checkpoint passing the last"),
         ])
     }
 
