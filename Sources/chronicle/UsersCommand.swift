@@ -3,6 +3,7 @@ import ArgumentParser
 import Commands
 import Events
 import Foundation
+import Logging
 
 /// `chronicle users ...`: what an operator does to users, through the same decider the API uses.
 struct UsersCommand: AsyncParsableCommand {
@@ -27,6 +28,15 @@ struct UsersCommand: AsyncParsableCommand {
         "\(state.email ?? "?") id=\(id.uuidString.lowercased()) tenant=\(state.tenantID ?? "?") tier=\(state.tier.rawValue) "
             + "roles=\(state.roles.map(\.rawValue).sorted().joined(separator: ",")) \(state.disabled ? "disabled" : "enabled")"
             + (changed ? "" : " (unchanged)")
+    }
+
+    /// Stores the password's hash (apart from the events), then records that it was set.
+    static func setPassword(_ password: String, of id: UUID, in database: ChronicleDatabase, logger: Logger) async throws -> UserDecider.State {
+        let hash = try await ScryptPasswordHasher().hash(password)
+        try await PostgresCredentialStore(client: database.client, logger: logger).setPasswordHash(hash, of: id)
+        let result = try await CommandHandler<UserDecider>(store: database.eventStore).handle(
+            .recordPasswordSet(userID: id, now: Date()), on: UserDecider.streamID(id), context: CommandContext(userID: "operator"))
+        return result.state
     }
 
     /// The password from a file, standard input or the environment; never from the command line,
@@ -75,13 +85,9 @@ struct UsersCommand: AsyncParsableCommand {
                     print(UsersCommand.describe(register.userID, existing, changed: false))
                     return
                 }
-                let context = CommandContext(userID: "operator")
-                _ = try await handler.handle(.register(register), on: stream, context: context)
-                let hash = try await ScryptPasswordHasher().hash(password)
-                try await PostgresCredentialStore(client: database.client, logger: logger).setPasswordHash(hash, of: register.userID)
-                let result = try await handler.handle(
-                    .recordPasswordSet(userID: register.userID, now: Date()), on: stream, context: CommandContext(userID: "operator"))
-                print(UsersCommand.describe(register.userID, result.state, changed: true))
+                _ = try await handler.handle(.register(register), on: stream, context: CommandContext(userID: "operator"))
+                let state = try await UsersCommand.setPassword(password, of: register.userID, in: database, logger: logger)
+                print(UsersCommand.describe(register.userID, state, changed: true))
             }
         }
     }
@@ -105,9 +111,7 @@ struct UsersCommand: AsyncParsableCommand {
                 let handler = CommandHandler<UserDecider>(store: database.eventStore)
                 let (state, _) = try await handler.load(UserDecider.streamID(id).description)
                 guard state.exists else { throw CLIError("no user with email \(email)") }
-                try await PostgresCredentialStore(client: database.client, logger: logger).setPasswordHash(try await ScryptPasswordHasher().hash(password), of: id)
-                let result = try await handler.handle(.recordPasswordSet(userID: id, now: Date()), on: UserDecider.streamID(id), context: CommandContext(userID: "operator"))
-                print(UsersCommand.describe(id, result.state, changed: true))
+                print(UsersCommand.describe(id, try await UsersCommand.setPassword(password, of: id, in: database, logger: logger), changed: true))
             }
         }
     }

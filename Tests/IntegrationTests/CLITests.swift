@@ -1,4 +1,5 @@
 import Adapters
+import Commands
 import Events
 import Foundation
 import Testing
@@ -147,6 +148,34 @@ import Testing
             for _ in 0..<150 where process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
             #expect(!process.isRunning, "serve did not stop within 15 s of SIGTERM")
             #expect(process.terminationStatus == 0, "serve exited \(process.terminationStatus) on SIGTERM")
+        }
+    }
+
+    @Test func usersCreateSetsAPasswordThatSignsInAndSaysWhatItDid() async throws {
+        try await TestServers.withDatabase { database in
+            let url = Self.url(database)
+            let env = CLIProcess.environment(["CHRONICLE_USER_PASSWORD": "a long enough password"])
+            let created = try await CLIProcess.run(
+                ["users", "create", "--email", "Ops@Example.com", "--role", "admin", "--tier", "pro", "--database-url", url], environment: env)
+            #expect(created.status == 0, "\(created.stderr)")
+            #expect(created.stdout.contains("ops@example.com") && created.stdout.contains("roles=admin") && created.stdout.contains("tier=pro"))
+            let again = try await CLIProcess.run(["users", "create", "--email", "ops@example.com", "--database-url", url], environment: env)
+            Self.expectOneLineError(again, status: 1, containing: "exists")
+            let missing = try await CLIProcess.run(
+                ["users", "create", "--email", "ops@example.com", "--if-missing", "--database-url", url], environment: env)
+            #expect(missing.status == 0 && missing.stdout.contains("(unchanged)"))
+            let short = try await CLIProcess.run(
+                ["users", "create", "--email", "x@example.com", "--database-url", url], environment: CLIProcess.environment(["CHRONICLE_USER_PASSWORD": "short"]))
+            Self.expectOneLineError(short, status: 1, containing: "12 to 256")
+            let unknownRole = try await CLIProcess.run(["users", "grant", "ops@example.com", "root", "--database-url", url])
+            Self.expectOneLineError(unknownRole, status: 64, containing: "unknown role")
+            // The stored hash verifies the password, and the events say nothing of it.
+            let id = UserDecider.userID(email: "ops@example.com")
+            let hash = try #require(try await PostgresCredentialStore(client: database.client, logger: TestServers.logger).passwordHash(of: id))
+            #expect(await ScryptPasswordHasher().verify("a long enough password", against: hash))
+            let events = try await database.eventStore.readStream("user-\(id.uuidString.lowercased())", from: 1, direction: .forward, limit: 10)
+            #expect(events.map(\.eventType) == ["UserRegistered", "UserPasswordSet"])
+            #expect(!events.contains { String(decoding: $0.data, as: UTF8.self).contains("a long enough password") || String(decoding: $0.data, as: UTF8.self).contains("scrypt") })
         }
     }
 }

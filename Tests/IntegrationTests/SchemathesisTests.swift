@@ -41,7 +41,7 @@ import Testing
                 process.arguments = [
                     "run", "\(client.base)/openapi.yaml", "-H", "Authorization: Bearer \(client.token!)",
                     "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance",
-                    "--max-examples", "170", "--workers", "2", "--request-timeout", "15", "--no-color", "--phases", "coverage,fuzzing",
+                    "--max-examples", "170", "--workers", "1", "--request-timeout", "15", "--no-color", "--phases", "coverage,fuzzing",
                 ]
                 var env = ProcessInfo.processInfo.environment
                 env["SCHEMATHESIS_TELEMETRY"] = "false"

@@ -22,9 +22,18 @@ fi
 . "$(dirname "${BASH_SOURCE[0]}")/config.sh"
 SCHEMATHESIS_VERSION=4.32.5
 venv="$CHRONICLE_DATA/venv"
-if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
-  echo "install: schemathesis $SCHEMATHESIS_VERSION into $venv" >&2
+# The newest CPython at hand: 3.11's ast module has a recursion-depth bug (gh-106905) that
+# crashes schemathesis's deeper generators now and then.
+python=python3
+for candidate in "$HOME"/.pyenv/versions/3.13*/bin/python3 "$HOME"/.pyenv/versions/3.12*/bin/python3 /usr/bin/python3.13 /usr/bin/python3.12; do
+  if [ -x "$candidate" ]; then python="$candidate"; break; fi
+done
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION" \
+   || [ "$(cat "$venv/.python" 2>/dev/null)" != "$python" ]; then
+  echo "install: schemathesis $SCHEMATHESIS_VERSION into $venv ($python)" >&2
   mkdir -p "$CHRONICLE_DATA"
-  python3 -m venv "$venv"
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  echo "$python" > "$venv/.python"
   "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi

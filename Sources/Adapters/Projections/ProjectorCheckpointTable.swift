@@ -35,7 +35,12 @@ struct ProjectorCheckpointTable {
                 try await body(connection)
                 _ = try await connection.query("COMMIT", logger: logger)
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                // Roll back even if this task was cancelled (a cancelled query may never be
+                // sent): an unstructured task does not inherit the cancellation. A connection
+                // that went back to the pool inside a transaction would hold the server's xmin
+                // horizon, and with it every reader of the log, until someone reused it.
+                let logger = self.logger
+                await Task { _ = try? await connection.query("ROLLBACK", logger: logger) }.value
                 throw error
             }
         }
