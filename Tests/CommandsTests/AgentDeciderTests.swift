@@ -41,8 +41,8 @@ import Testing
         try Spec.given().when(Self.create(temperature: temperature)).thenThrows("agent.temperature_range")
     }
 
-    @Test(arguments: [0, -5])
-    func rejectsMaxTokensThatAreNotPositive(_ maxTokens: Int) throws {
+    @Test(arguments: [0, -5, 1_000_001, Int.max])
+    func rejectsMaxTokensOutside1ToAMillion(_ maxTokens: Int) throws {
         try Spec.given().when(Self.create(maxTokens: maxTokens)).thenThrows("agent.max_tokens")
     }
 

@@ -29,7 +29,7 @@ public struct AgentReadModels: AgentQueries {
         self.logger = logger
     }
 
-    typealias AgentRow = (UUID, String, String, String, String, Double, Int32, String, String, Int64, Date, Date)
+    typealias AgentRow = (UUID, String, String, String, String, Double, Int64, String, String, Int64, Date, Date)
 
     static func agent(_ row: AgentRow) -> AgentView {
         let plugins = (try? JSONDecoder().decode([String].self, from: Data(row.7.utf8))) ?? []

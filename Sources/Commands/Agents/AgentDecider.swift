@@ -134,6 +134,9 @@ public struct CreateAgent: Sendable, Equatable {
 
 /// The rules every agent's fields follow, wherever they are set.
 enum AgentRules {
+    /// Far above any model's output limit today; a bound so nonsense (2^62) is refused here.
+    static let maxTokensLimit = 1_000_000
+
     static func validate(name: String) throws {
         let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
         guard (1...255).contains(trimmed.count) else {
@@ -149,8 +152,8 @@ enum AgentRules {
         guard (0...2).contains(settings.temperature) else {
             throw DomainError(.invalid, code: "agent.temperature_range", "temperature must be between 0 and 2")
         }
-        guard settings.maxTokens > 0 else {
-            throw DomainError(.invalid, code: "agent.max_tokens", "max_tokens must be greater than 0")
+        guard (1...maxTokensLimit).contains(settings.maxTokens) else {
+            throw DomainError(.invalid, code: "agent.max_tokens", "max_tokens must be from 1 to \(maxTokensLimit)")
         }
     }
 }

@@ -20,7 +20,7 @@ public struct AgentListProjection: PostgresProjection {
                 instructions text NOT NULL,
                 model        text NOT NULL,
                 temperature  double precision NOT NULL,
-                max_tokens   integer NOT NULL,
+                max_tokens   bigint NOT NULL,
                 plugins      jsonb NOT NULL,
                 status       text NOT NULL,
                 version      bigint NOT NULL,
