@@ -54,8 +54,11 @@ final class AMQPConnection: @unchecked Sendable {
                 }
             }
             for queue in topology.queues {
-                let ttl = queue.messageTTL.map { Int32($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) } ?? 0
-                let expires = queue.expires.map { Int32($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) } ?? 0
+                let milliseconds = { (duration: Duration?) in
+                    duration.map { Int32($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) } ?? 0
+                }
+                let ttl = milliseconds(queue.messageTTL)
+                let expires = milliseconds(queue.expires)
                 guard chronicle_amqp_queue_declare(state, channel, queue.name, queue.deadLetterExchange, queue.deadLetterRoutingKey, ttl, expires) == 0
                 else {
                     throw AMQPError("declaring queue \(queue.name) failed")

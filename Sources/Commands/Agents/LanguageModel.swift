@@ -110,6 +110,13 @@ public enum LanguageModelError: Error, Sendable, Equatable, CustomStringConverti
         }
     }
 
+    /// Whether asking again later may succeed (what a failed run reports as `retryable`): a
+    /// transient fault, or an open circuit that will half-open.
+    public var mayRecover: Bool {
+        if case .circuitOpen = self { return true }
+        return isRetryable
+    }
+
     /// Whether the outcome counts against the model's health (a refused request does not).
     public var countsAsFailure: Bool {
         switch self {

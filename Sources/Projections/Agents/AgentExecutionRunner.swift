@@ -163,7 +163,7 @@ struct Attempt: Sendable {
             do {
                 response = try await runner.model.complete(chat)
             } catch let error as LanguageModelError {
-                try await fail(error.description, retryable: error.isRetryable || isCircuitOpen(error))
+                try await fail(error.description, retryable: error.mayRecover)
                 return
             }
             let callCost = runner.prices.cost(of: response.usage, model: response.model)
@@ -196,11 +196,6 @@ struct Attempt: Sendable {
             }
         }
         try await fail("the model was still calling tools after \(runner.configuration.maxSteps) calls; stopped", retryable: false)
-    }
-
-    func isCircuitOpen(_ error: LanguageModelError) -> Bool {
-        if case .circuitOpen = error { return true }
-        return false
     }
 
     func fail(_ message: String, retryable: Bool) async throws {

@@ -50,7 +50,7 @@ final class StubModelServer: Sendable {
         let data = Data(buffer: try await request.body.collect(upTo: 1 << 20))
         let json = (try JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
         let model = json["model"] as? String ?? ""
-        let path = request.uri.path.hasPrefix("/openai") ? request.uri.path : request.uri.path
+        let path = request.uri.path
         let count = seen.withLock { all in
             all.append(Seen(
                 path: path, query: request.uri.query, authorization: request.headers[.authorization],
