@@ -332,6 +332,8 @@ import Testing
                 #expect(items?.first?["position"] as? String == "7.9")
             }
             try await client.execute(uri: "/api/v1/admin/parked", method: .get, headers: member) { #expect($0.status == .forbidden) }
+            // Found by schemathesis: a NUL in the name reached Postgres and came back 500.
+            try await client.execute(uri: "/api/v1/admin/parked?projector=%C3%B0%00", method: .get, headers: admin) { #expect($0.status == .badRequest) }
             try await client.execute(uri: "/api/v1/admin/parked/agents_by_owner/\(id)/retry", method: .post, headers: admin) {
                 #expect($0.status == .accepted)
             }

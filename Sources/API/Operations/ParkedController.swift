@@ -76,9 +76,18 @@ public struct ParkedController: Sendable {
         }
     }
 
+    /// A projector name as Chronicle names them; anything else (control characters, NUL, which
+    /// Postgres cannot even compare) names no projector.
+    static func isName(_ text: String) -> Bool {
+        (1...100).contains(text.count) && text.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F }
+    }
+
     @Sendable func list(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         try Self.requireAdmin(context)
         let projector = request.uri.queryParameters.get("projector")
+        if let projector, !Self.isName(projector) {
+            throw Problem(.badRequest, code: "request.invalid_query", detail: "projector must be a projector's name (see chronicle projections list)")
+        }
         let items = try await parking.parked(projector: projector).map { event in
             Item(
                 projector: event.projector, eventID: event.eventID.uuidString.lowercased(), streamID: event.streamID,
@@ -91,7 +100,7 @@ public struct ParkedController: Sendable {
     func settle(_ action: ParkedEvent.Action, _ request: Request, _ context: ChronicleRequestContext) async throws -> Response {
         try Self.requireAdmin(context)
         let notFound = Problem(.notFound, code: "parked.not_found", detail: "no such parked event for that projector")
-        guard let projector = context.parameters.get("projector"), let raw = context.parameters.get("event_id"),
+        guard let projector = context.parameters.get("projector"), Self.isName(projector), let raw = context.parameters.get("event_id"),
             let eventID = UUID(uuidString: raw)
         else { throw notFound }
         guard try await parking.request(action, projector: projector, eventID: eventID) else { throw notFound }
