@@ -18,18 +18,14 @@ import Testing
         let process = try CLIProcess.start(
             ["serve", "--roles", roles, "--port", "\(port)", "--database-url", CLITests.url(database)],
             environment: CLIProcess.environment(overrides))
-        defer {
-            if process.isRunning {
-                process.terminate()
-                process.waitUntilExit()
+        return try await CLIProcess.stopping(process) {
+            var client = HTTPTestClient(base: "http://127.0.0.1:\(port)")
+            if roles.contains("api") {
+                try await client.waitUntilReady()
+                client = try await client.signIn(database)
             }
+            return try await body(client, process)
         }
-        var client = HTTPTestClient(base: "http://127.0.0.1:\(port)")
-        if roles.contains("api") {
-            try await client.waitUntilReady()
-            client = try await client.signIn(database)
-        }
-        return try await body(client, process)
     }
 
     static func createAgent(_ client: HTTPTestClient, model: String? = nil, plugins: [String] = []) async throws -> String {
@@ -166,29 +162,28 @@ import Testing
                 let env: [String: String?] = ["CHRONICLE_LLM_BASE_URL": url]
                 try await Self.withServer(database, roles: "api,projectors,relay", env: env) { client, _ in
                     let agent = try await Self.createAgent(client, model: "stub-slow")
-                    let execution: String
-                    do {
-                        let worker = try CLIProcess.start(
-                            ["serve", "--roles", "workers", "--database-url", CLITests.url(database)], environment: CLIProcess.environment(env))
-                        defer { if worker.isRunning { kill(worker.processIdentifier, SIGKILL); worker.waitUntilExit() } }
-                        execution = try await Self.execute(client, agent: agent, input: "long task")
+                    let worker = try CLIProcess.start(
+                        ["serve", "--roles", "workers", "--database-url", CLITests.url(database)], environment: CLIProcess.environment(env))
+                    let execution = try await CLIProcess.stopping(worker) {
+                        let execution = try await Self.execute(client, agent: agent, input: "long task")
                         let deadline = ContinuousClock.now.advanced(by: .seconds(30))
                         while stub.requests(model: "stub-slow").isEmpty, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
                         #expect(stub.requests(model: "stub-slow").count == 1, "the first worker never called the model")
-                        kill(worker.processIdentifier, SIGKILL)
-                        worker.waitUntilExit()
+                        await CLIProcess.stop(worker, signal: SIGKILL)
+                        return execution
                     }
                     let replacement = try CLIProcess.start(
                         ["serve", "--roles", "workers", "--database-url", CLITests.url(database)], environment: CLIProcess.environment(env))
-                    defer { if replacement.isRunning { replacement.terminate(); replacement.waitUntilExit() } }
-                    let done = try await client.poll("/api/v1/agents/\(agent)/executions/\(execution)", timeout: .seconds(60), until: Self.terminal)
-                    #expect(done.json["status"] as? String == "completed")
-                    // Give a duplicate the chance to show up before counting.
-                    try await Task.sleep(for: .seconds(2))
-                    let events = try await Self.events(database, execution: execution)
-                    #expect(events.filter(Self.isTerminal).count == 1)
-                    let attempts = events.compactMap { if case .started(let started) = $0 { started.attempt } else { nil } }
-                    #expect(attempts == [1, 2])
+                    try await CLIProcess.stopping(replacement) {
+                        let done = try await client.poll("/api/v1/agents/\(agent)/executions/\(execution)", timeout: .seconds(60), until: Self.terminal)
+                        #expect(done.json["status"] as? String == "completed")
+                        // Give a duplicate the chance to show up before counting.
+                        try await Task.sleep(for: .seconds(2))
+                        let events = try await Self.events(database, execution: execution)
+                        #expect(events.filter(Self.isTerminal).count == 1)
+                        let attempts = events.compactMap { if case .started(let started) = $0 { started.attempt } else { nil } }
+                        #expect(attempts == [1, 2])
+                    }
                 }
             }
         }

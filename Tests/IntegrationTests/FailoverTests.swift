@@ -185,8 +185,7 @@ import Testing
             var generator = SystemRandomNumberGenerator()
             for _ in 0..<5 {
                 try await Task.sleep(for: .milliseconds(Int64.random(in: 300...1500, using: &generator)))
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+                await CLIProcess.stop(process, signal: SIGKILL)
                 process = try Self.serve(database, roles: "projectors,relay")
             }
             try await Task.sleep(for: .seconds(1))

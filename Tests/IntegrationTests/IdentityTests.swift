@@ -83,18 +83,28 @@ import Testing
                 let disabled = try await CLIProcess.run(["users", "disable", email, "--database-url", CLITests.url(database)])
                 #expect(disabled.status == 0, "\(disabled.stderr)")
                 #expect(disabled.stdout.contains("disabled"))
+                // The bound is on the server: no request *sent* later than five seconds (and a
+                // margin) after the disable may be served. When a reply arrives is up to how
+                // busy this machine is, so a request's send time is what counts.
                 let clock = ContinuousClock()
                 let started = clock.now
-                var last = try await leaver.send("GET", "/api/v1/auth/me")
-                while last.status == 200, clock.now - started < .seconds(10) {
-                    try await Task.sleep(for: .milliseconds(100))
+                var lastServedSentAt = started
+                var last: HTTPTestClient.Reply
+                repeat {
+                    let sent = clock.now
                     last = try await leaver.send("GET", "/api/v1/auth/me")
-                }
+                    if last.status == 200 {
+                        lastServedSentAt = sent
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                } while last.status == 200 && clock.now - started < .seconds(30)
                 let stream = "user-\(UserDecider.userID(email: email).uuidString.lowercased())"
                 let types = try await database.eventStore.readStream(stream, from: 1, direction: .forward, limit: 10).map(\.eventType)
                 #expect(last.status == 401, "still \(last.status) \(last.text); the user's stream: \(types); CLI said: \(disabled.stdout)")
                 #expect(last.json["code"] as? String == "auth.user_disabled")
-                #expect(clock.now - started <= .seconds(6), "the token worked \(clock.now - started) after the user was disabled")
+                #expect(
+                    lastServedSentAt - started <= .seconds(6),
+                    "a request sent \(lastServedSentAt - started) after the user was disabled was still served")
             }
         }
     }

@@ -54,8 +54,7 @@ import Testing
                 try process.run()
                 let deadline = ContinuousClock.now.advanced(by: .seconds(900))
                 while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
-                if process.isRunning { process.terminate() }
-                process.waitUntilExit()
+                await CLIProcess.stop(process)
                 try handle.close()
                 let report = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
                 let summary = report.components(separatedBy: "SUMMARY").last ?? report

@@ -23,6 +23,8 @@ public actor UserDirectory {
         let (state, _) = try await handler.load(UserDecider.streamID(id).description)
         if cache.count >= maxEntries { cache = cache.filter { $0.value.until > now } }
         if cache.count >= maxEntries { cache.removeAll() }
+        // Valid for `ttl` from when the read began, not from when it ended: the state may be
+        // as old as the read's start, and a slow read must not stretch the promised bound.
         cache[id] = (state, now.advanced(by: ttl))
         return state
     }

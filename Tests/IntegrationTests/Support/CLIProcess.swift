@@ -71,6 +71,30 @@ struct CLIProcess {
         return process
     }
 
+    /// Runs `body` with `process`, then stops it (SIGTERM, SIGKILL after `grace`) without blocking
+    /// a thread: `waitUntilExit()` holds one of the concurrency pool's few threads, and on a
+    /// 2-core machine two of those stall every other test in the process for seconds.
+    static func stopping<T>(_ process: Process, grace: Duration = .seconds(30), _ body: () async throws -> T) async throws -> T {
+        let result: T
+        do { result = try await body() } catch {
+            await stop(process, grace: grace)
+            throw error
+        }
+        await stop(process, grace: grace)
+        return result
+    }
+
+    static func stop(_ process: Process, signal: Int32 = SIGTERM, grace: Duration = .seconds(30)) async {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, signal)
+        let deadline = ContinuousClock.now.advanced(by: grace)
+        while process.isRunning {
+            if ContinuousClock.now > deadline { kill(process.processIdentifier, SIGKILL) }
+            // Not `try?`: a cancelled task must still wait for the exit, at a bounded pace.
+            do { try await Task.sleep(for: .milliseconds(20)) } catch { usleep(20_000) }
+        }
+    }
+
     /// A TCP port nothing listens on right now.
     static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
