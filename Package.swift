@@ -8,7 +8,8 @@ let package = Package(
     name: "chronicle",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "chronicle", targets: ["chronicle"])
+        .executable(name: "chronicle", targets: ["chronicle"]),
+        .executable(name: "chronicle-sandbox", targets: ["chronicle-sandbox"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -29,6 +30,12 @@ let package = Package(
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+
+        // The sandbox's isolation runner: single-threaded C, because namespaces, mounts, rlimits
+        // and seccomp are set between fork and exec (see its header comment).
+        .executableTarget(
+            name: "chronicle-sandbox", dependencies: ["CSeccomp"],
+            cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Werror", "-Wno-missing-field-initializers"])]),
 
         .target(name: "Events"),
         .target(

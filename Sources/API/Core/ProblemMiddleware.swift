@@ -31,6 +31,7 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 case .invalid: .unprocessableContent
                 case .notFound: .notFound
                 case .conflict: .conflict
+                case .tooLarge: .contentTooLarge
                 }
             return Problem(status, code: error.code, detail: error.message)
         case let error as CommandHandlerError:

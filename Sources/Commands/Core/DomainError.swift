@@ -8,6 +8,8 @@ public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
         case notFound
         /// The state forbids the command, e.g. a deleted agent (409).
         case conflict
+        /// The input is larger than the configured bound, e.g. sandbox code (413).
+        case tooLarge
     }
 
     public let kind: Kind

@@ -5,4 +5,5 @@ extension EventRegistry {
         .registering(.agents)
         .registering(.agentExecutions)
         .registering(.identity)
+        .registering(.sandbox)
 }

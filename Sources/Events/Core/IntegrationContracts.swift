@@ -57,6 +57,18 @@ public struct IntegrationContracts: Sendable {
             eventType: AgentExecutionCancelled.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "agent.execution.cancelled"),
         IntegrationContract(
             eventType: AgentExecutionTimedOut.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "agent.execution.timed_out"),
+        // Work: each requested sandbox run goes to the sandbox workers; outcomes fan out.
+        IntegrationContract(
+            eventType: CodeExecutionRequested.eventType, exchange: "code.execute", routingKey: "code.execute", kind: .workMessage),
+        IntegrationContract(
+            eventType: CodeExecutionCompleted.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "code.execution.completed"),
+        IntegrationContract(
+            eventType: CodeExecutionFailed.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "code.execution.failed"),
+        IntegrationContract(
+            eventType: CodeExecutionTimedOut.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "code.execution.timed_out"),
+        IntegrationContract(
+            eventType: CodeExecutionLimitExceeded.eventType, exchange: IntegrationContract.eventsExchange,
+            routingKey: "code.execution.limit_exceeded"),
     ])
 }
 
