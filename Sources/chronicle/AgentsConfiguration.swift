@@ -17,12 +17,9 @@ struct AgentsConfiguration {
     var maxAttempts: Int
 
     static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment, logger: Logger) throws -> AgentsConfiguration {
+        let values = EnvironmentValues(env)
         func integer(_ name: String, _ fallback: Int, _ range: ClosedRange<Int>) throws -> Int {
-            guard let text = env[name], !text.isEmpty else { return fallback }
-            guard let value = Int(text), range.contains(value) else {
-                throw ValidationError("\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)")
-            }
-            return value
+            try values.integer(name, fallback, range)
         }
         func number(_ name: String, _ fallback: Double) throws -> Double {
             guard let text = env[name], !text.isEmpty else { return fallback }

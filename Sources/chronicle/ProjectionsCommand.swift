@@ -70,6 +70,9 @@ struct RebuildProjection: AsyncParsableCommand {
                 AgentListProjection().name: { try await readSide.postgres(AgentListProjection()).rebuild(events: events, progress: bar.show) },
                 AgentExecutionsProjection().name: { try await readSide.postgres(AgentExecutionsProjection()).rebuild(events: events, progress: bar.show) },
                 AgentUsageProjection().name: { try await readSide.postgres(AgentUsageProjection()).rebuild(events: events, progress: bar.show) },
+                CodeExecutionsProjection().name: {
+                    try await readSide.postgres(CodeExecutionsProjection()).rebuild(events: events, progress: bar.show)
+                },
                 EventCountsProjection().name: { try await readSide.postgres(EventCountsProjection()).rebuild(events: events, progress: bar.show) },
             ]
             guard let rebuild = rebuilds[name] else {

@@ -42,6 +42,7 @@ struct ReadSide: Sendable {
             runner(postgres(AgentListProjection())),
             runner(postgres(AgentExecutionsProjection())),
             runner(postgres(AgentUsageProjection())),
+            runner(postgres(CodeExecutionsProjection())),
             runner(postgres(EventCountsProjection())),
             runner(redis(AgentSummaryProjection())),
             runner(redis(ExecutionCacheProjection())),
@@ -55,13 +56,34 @@ struct ReadSide: Sendable {
             cache: redis(ExecutionCacheProjection()), logger: logger)
     }
 
+    /// What the sandbox's query routes read.
+    var sandboxQueries: SandboxReadModels {
+        SandboxReadModels(client: database.client, store: postgres(CodeExecutionsProjection()), logger: logger)
+    }
+
+    /// The sandbox workers: competing consumers of `code.execute`, at most `concurrency` runs at
+    /// once in this process. No retry delays beyond the first: a run that failed to record is
+    /// simply the next attempt.
+    func sandboxWorker(_ amqp: AMQPSettings, _ sandbox: SandboxConfiguration, runner: any SandboxRunner) -> Worker {
+        let delays: [Duration] = [.seconds(1), .seconds(5)]
+        let queue = AMQPWorkQueue(
+            settings: amqp, exchange: "code.execute", routingKey: namespace, queue: "\(namespace).code.execute", delays: delays,
+            prefetch: UInt16(clamping: sandbox.settings.concurrency), logger: logger)
+        let worker = CodeExecutionWorker(store: database.eventStore, sandbox: runner, logger: logger)
+        return Worker(
+            name: "code-execute", queue: queue, inbox: PostgresInbox(client: database.client, logger: logger),
+            concurrency: sandbox.settings.concurrency, maxAttempts: delays.count + 1, backoff: delays, metrics: metrics, logger: logger,
+            handler: worker.handle)
+    }
+
     /// The agent workers: competing consumers of `agent.execute`.
-    func agentWorker(_ amqp: AMQPSettings, _ agents: AgentsConfiguration) -> Worker {
+    func agentWorker(_ amqp: AMQPSettings, _ agents: AgentsConfiguration, sandbox: (runner: any SandboxRunner, limits: SandboxLimits)?) -> Worker {
         let delays: [Duration] = [.seconds(1), .seconds(5), .seconds(30)]
         let queue = AMQPWorkQueue(
             settings: amqp, exchange: "agent.execute", routingKey: namespace, queue: "\(namespace).agent.execute", delays: delays,
             prefetch: UInt16(clamping: agents.workerConcurrency), logger: logger)
-        let runner = AgentExecutionRunner(store: database.eventStore, model: agents.model, prices: agents.prices, logger: logger)
+        let runner = AgentExecutionRunner(
+            store: database.eventStore, model: agents.model, prices: agents.prices, sandbox: sandbox, logger: logger)
         return Worker(
             name: "agent-execute", queue: queue, inbox: PostgresInbox(client: database.client, logger: logger),
             concurrency: agents.workerConcurrency, maxAttempts: delays.count + 1, backoff: delays, metrics: metrics, logger: logger,
@@ -82,6 +104,7 @@ struct ReadSide: Sendable {
             (AgentListProjection().name, try await postgres(AgentListProjection()).checkpoint()),
             (AgentExecutionsProjection().name, try await postgres(AgentExecutionsProjection()).checkpoint()),
             (AgentUsageProjection().name, try await postgres(AgentUsageProjection()).checkpoint()),
+            (CodeExecutionsProjection().name, try await postgres(CodeExecutionsProjection()).checkpoint()),
             (EventCountsProjection().name, try await postgres(EventCountsProjection()).checkpoint()),
             (AgentSummaryProjection().name, try await redis(AgentSummaryProjection()).checkpoint()),
             (ExecutionCacheProjection().name, try await redis(ExecutionCacheProjection()).checkpoint()),

@@ -52,6 +52,7 @@ struct Serve: AsyncParsableCommand {
         let roles = try chosenRoles()
         let agents = try AgentsConfiguration.fromEnvironment(logger: logger)
         let identity = try await IdentityConfiguration.fromEnvironment(logger: logger)
+        let sandbox = try SandboxConfiguration.fromEnvironment(logger: logger)
         try await ChronicleDatabase.preflight(postgres, logger: logger)
 
         let registry = PrometheusCollectorRegistry()
@@ -62,10 +63,18 @@ struct Serve: AsyncParsableCommand {
         var services = database.services
         if roles.contains(.projectors) { services += readSide.services }
         if roles.contains(.relay) { services.append(readSide.relay(amqp)) }
+        var sandboxRunner: ProcessSandboxRunner?
         if roles.contains(.workers) {
-            services.append(readSide.agentWorker(amqp, agents))
+            let runner = sandbox.makeRunner(logger: logger)
+            sandboxRunner = runner
+            services.append(readSide.agentWorker(amqp, agents, sandbox: (runner, sandbox.settings.limits)))
+            services.append(readSide.sandboxWorker(amqp, sandbox, runner: runner))
             logger.info("agent workers", metadata: [
                 "llm": "\(agents.modelDescription)", "concurrency": "\(agents.workerConcurrency)",
+            ])
+            logger.info("sandbox workers", metadata: [
+                "helper": "\(sandbox.settings.helper)", "python": "\(sandbox.settings.python)",
+                "concurrency": "\(sandbox.settings.concurrency)", "warm": "\(sandbox.settings.warm)",
             ])
         }
         guard roles.contains(.api) else {
@@ -102,6 +111,9 @@ struct Serve: AsyncParsableCommand {
                 middleware: AuthMiddleware(tokens: tokens, users: UserDirectory(store: database.eventStore)),
                 rateLimits: RateLimitMiddleware(limiter: limiter, settings: identity.rateLimits), corsOrigins: identity.corsOrigins),
             parked: ParkedController(parking: readSide.parking),
+            sandbox: SandboxController(
+                store: database.eventStore, queries: readSide.sandboxQueries, runner: sandboxRunner,
+                settings: .init(limits: sandbox.settings.limits, maxTimeoutSeconds: sandbox.maxTimeoutSeconds, maxCodeBytes: sandbox.maxCodeBytes)),
             readiness: {
                 do {
                     let pending = try await database.pendingMigrations(migrator)

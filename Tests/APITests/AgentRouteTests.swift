@@ -13,6 +13,11 @@ import Testing
 /// The Agents routes through `app.test(.router)` with the in-memory event store and empty read
 /// models: status codes, headers and problem documents of the command side.
 @Suite struct AgentRouteTests {
+    struct NoSandboxReadModel: SandboxQueries {
+        func execution(_ id: UUID) async throws -> CodeExecutionView? { nil }
+        func waitForExecutions(_ checkpoint: Checkpoint, timeout: Duration) async throws -> Bool { true }
+    }
+
     struct NoReadModels: AgentQueries {
         func agents(owner: String?, page: Int, pageSize: Int) async throws -> Page<AgentView> { Page(items: [], page: page, pageSize: pageSize, totalCount: 0) }
         func agent(_ id: UUID) async throws -> AgentView? { nil }
@@ -184,7 +189,8 @@ import Testing
         let identity = try await TestIdentity()
         let router = buildRouter(AppDependencies(
             healthChecks: [], registry: PrometheusCollectorRegistry(), agents: AgentsController(store: identity.store, queries: NoReadModels()),
-            identity: identity.dependencies, parked: ParkedController(parking: ParkedRouteTests.Lot())
+            identity: identity.dependencies, parked: ParkedController(parking: ParkedRouteTests.Lot()),
+            sandbox: SandboxController(store: identity.store, queries: NoSandboxReadModel(), runner: nil)
         ) { .init(ready: true) })
         let routed = Set(router.routes.map { route -> String in
             let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }

@@ -28,6 +28,8 @@ public struct AppDependencies: Sendable {
     public var identity: Identity?
     /// Parked events for admins (`/api/v1/admin/parked`).
     public var parked: ParkedController?
+    /// The code sandbox (`/api/v1/sandbox`).
+    public var sandbox: SandboxController?
 
     public struct Identity: Sendable {
         public var auth: AuthController
@@ -45,7 +47,7 @@ public struct AppDependencies: Sendable {
 
     public init(
         healthChecks: [HealthCheck], registry: PrometheusCollectorRegistry, services: [any Service] = [], agents: AgentsController? = nil,
-        identity: Identity? = nil, parked: ParkedController? = nil, readiness: @escaping @Sendable () async -> HealthController<ChronicleRequestContext>.Readiness
+        identity: Identity? = nil, parked: ParkedController? = nil, sandbox: SandboxController? = nil, readiness: @escaping @Sendable () async -> HealthController<ChronicleRequestContext>.Readiness
     ) {
         self.healthChecks = healthChecks
         self.registry = registry
@@ -53,6 +55,7 @@ public struct AppDependencies: Sendable {
         self.agents = agents
         self.identity = identity
         self.parked = parked
+        self.sandbox = sandbox
         self.readiness = readiness
     }
 }
@@ -77,6 +80,7 @@ public func buildRouter(_ dependencies: AppDependencies) -> Router<ChronicleRequ
     identity.auth.addProtectedRoutes(to: api.group("auth"))
     dependencies.agents?.addRoutes(to: api.group("agents"))
     dependencies.parked?.addRoutes(to: api.group("admin/parked"))
+    dependencies.sandbox?.addRoutes(to: api.group("sandbox"))
     return router
 }
 

@@ -6,7 +6,7 @@ import Hummingbird
 import Logging
 
 /// Per-user limits by tier on every authenticated route, and a tighter one per endpoint for
-/// `POST /agents/{id}/execute`. Over a limit: 429 with `Retry-After` and `RateLimit-*`. If the
+/// `POST /agents/{id}/execute` and `POST /sandbox/execute` (counted apart). Over a limit: 429 with `Retry-After` and `RateLimit-*`. If the
 /// limiter cannot decide (Redis down), reads and cheap commands go through (fail open) and
 /// expensive ones (executions) are refused with 503 (fail closed): an outage must not become a
 /// way to run models without limits.
@@ -44,7 +44,8 @@ public struct RateLimitMiddleware: RouterMiddleware {
         }
         let expensive = Self.isExpensive(request)
         if expensive, settings.executePerMinute > 0 {
-            limits.append(RateLimit(key: "execute:\(principal.userID)", limit: settings.executePerMinute))
+            let endpoint = request.uri.path.hasPrefix("/api/v1/sandbox/") ? "sandbox" : "agents"
+            limits.append(RateLimit(key: "execute:\(endpoint):\(principal.userID)", limit: settings.executePerMinute))
         }
         guard !limits.isEmpty else { return try await next(request, context) }
         let decision: RateDecision

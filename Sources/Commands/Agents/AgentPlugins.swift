@@ -27,7 +27,39 @@ public enum AgentPlugins {
             plugin: "time.now",
             description: "The current date and time in UTC, ISO 8601.",
             parameters: .object(["type": .string("object"), "properties": .object([:])])),
+        Tool(
+            plugin: "sandbox.python",
+            description: "Run a Python 3 program in an isolated sandbox (no network, a private /workspace, limited time and memory) and return its exit status, stdout and stderr. Print what you need to see.",
+            parameters: .object([
+                "type": .string("object"),
+                "properties": .object([
+                    "code": .object(["type": .string("string"), "description": .string("the program, e.g. print(sum(range(10)))")]),
+                    "timeout_seconds": .object(["type": .string("integer"), "minimum": .number(1), "maximum": .number(30)]),
+                ]),
+                "required": .array([.string("code")]),
+            ])),
     ]
+
+    /// The code and wall time a `sandbox.python` call asks for, or what is wrong with it.
+    public static func sandboxArguments(_ arguments: String, maxTimeoutSeconds: Int = 30) -> Result<(code: String, timeoutSeconds: Int?), PluginArgumentError> {
+        guard let data = arguments.data(using: .utf8), let object = try? JSONDecoder().decode(JSONValue.self, from: data),
+            let code = object["code"]?.stringValue, !code.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+        else { return .failure(PluginArgumentError(message: "arguments must be a JSON object with a non-empty string 'code'")) }
+        guard code.utf8.count <= 64 << 10 else { return .failure(PluginArgumentError(message: "code must be at most 65536 bytes")) }
+        var timeout: Int?
+        if let value = object["timeout_seconds"] {
+            guard case .number(let number) = value, number == number.rounded(), (1...Double(maxTimeoutSeconds)).contains(number) else {
+                return .failure(PluginArgumentError(message: "timeout_seconds must be an integer from 1 to \(maxTimeoutSeconds)"))
+            }
+            timeout = Int(number)
+        }
+        return .success((code, timeout))
+    }
+
+    /// A tool call's arguments were unusable; the message goes back to the model.
+    public struct PluginArgumentError: Error, Sendable {
+        public var message: String
+    }
 
     public static var names: [String] { tools.map(\.plugin) }
 

@@ -5,7 +5,8 @@ import Foundation
 /// Every answer starts with `[offline model]` and the recorded model name is `offline`, so
 /// nobody mistakes its output for a real model's. It does use tools: given `math.evaluate` and an
 /// input holding arithmetic, it asks for the tool and then reports its result, so the whole tool
-/// loop works without a network.
+/// loop works without a network. Given `sandbox.python` and an input holding a fenced Python block
+/// (```python ... ```), it asks the sandbox to run that block.
 public struct OfflineLanguageModel: LanguageModel {
     public static let modelName = "offline"
 
@@ -28,6 +29,11 @@ public struct OfflineLanguageModel: LanguageModel {
             return ChatMessage(role: .assistant, content: "[offline model] The tool returned: \(results.joined(separator: "; ")).")
         }
         let input = request.messages.last { $0.role == .user }?.content ?? ""
+        let sandbox = AgentPlugins.tool(named: "sandbox.python")!.functionName
+        if request.tools.contains(where: { $0.name == sandbox }), let code = Self.pythonBlock(in: input) {
+            let arguments = String(decoding: (try? JSONEncoder().encode(["code": code])) ?? Data(), as: UTF8.self)
+            return ChatMessage(role: .assistant, content: nil, toolCalls: [ToolCall(id: "offline-call-1", name: sandbox, arguments: arguments)])
+        }
         let math = AgentPlugins.tool(named: "math.evaluate")!.functionName
         if request.tools.contains(where: { $0.name == math }), let expression = Self.arithmetic(in: input) {
             let arguments = String(decoding: (try? JSONEncoder().encode(["expression": expression])) ?? Data(), as: UTF8.self)
@@ -38,6 +44,15 @@ public struct OfflineLanguageModel: LanguageModel {
         return ChatMessage(
             role: .assistant,
             content: "[offline model] No language model is configured, so this is a deterministic reply. You said (\(words.count) words): \(echo)")
+    }
+
+    /// The first fenced ```python block's code.
+    static func pythonBlock(in text: String) -> String? {
+        guard let open = text.range(of: "```python\n") ?? text.range(of: "```py\n"),
+            let close = text.range(of: "```", range: open.upperBound..<text.endIndex)
+        else { return nil }
+        let code = String(text[open.upperBound..<close.lowerBound])
+        return code.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : code
     }
 
     /// The longest run of digits, operators, parentheses and spaces holding an operator.

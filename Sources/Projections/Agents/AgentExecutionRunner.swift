@@ -32,16 +32,19 @@ public struct AgentExecutionRunner: Sendable {
     let model: any LanguageModel
     let prices: ModelPrices
     let configuration: Configuration
+    /// Runs the `sandbox.python` tool, under these limits; nil where no sandbox is configured.
+    let sandbox: (runner: any SandboxRunner, limits: SandboxLimits)?
     let logger: Logger
 
     public init(
         store: any EventStore, model: any LanguageModel, prices: ModelPrices = .defaults, configuration: Configuration = .init(),
-        logger: Logger
+        sandbox: (runner: any SandboxRunner, limits: SandboxLimits)? = nil, logger: Logger
     ) {
         handler = CommandHandler(store: store)
         self.model = model
         self.prices = prices
         self.configuration = configuration
+        self.sandbox = sandbox
         self.logger = logger
     }
 
@@ -184,7 +187,9 @@ struct Attempt: Sendable {
             for (index, call) in calls.enumerated() {
                 let (result, isError): (String, Bool)
                 if let plugin = AgentPlugins.plugin(forFunction: call.name, among: request.plugins) {
-                    (result, isError) = AgentPlugins.invoke(plugin, arguments: call.arguments, now: Date())
+                    (result, isError) =
+                        plugin == "sandbox.python"
+                        ? await runSandbox(arguments: call.arguments) : AgentPlugins.invoke(plugin, arguments: call.arguments, now: Date())
                 } else {
                     (result, isError) = ("the agent has no tool '\(call.name)'", true)
                 }
@@ -196,6 +201,37 @@ struct Attempt: Sendable {
             }
         }
         try await fail("the model was still calling tools after \(runner.configuration.maxSteps) calls; stopped", retryable: false)
+    }
+
+    /// The `sandbox.python` tool: the program's ending, stdout and stderr as JSON for the model,
+    /// each stream cut to 8 KiB (the whole run is the sandbox's own business; the model and the
+    /// event need only what fits a conversation).
+    func runSandbox(arguments: String) async -> (String, Bool) {
+        guard let sandbox = runner.sandbox else { return ("the sandbox is not available to this worker", true) }
+        let parsed: (code: String, timeoutSeconds: Int?)
+        switch AgentPlugins.sandboxArguments(arguments) {
+        case .success(let value): parsed = value
+        case .failure(let error): return (error.message, true)
+        }
+        let limits = sandbox.limits.with(timeoutSeconds: parsed.timeoutSeconds ?? sandbox.limits.timeoutSeconds)
+        do {
+            let result = try await sandbox.runner.run(parsed.code, limits: limits)
+            let event = result.event(executionID: request.executionID, attempt: attempt, timeoutSeconds: limits.timeoutSeconds, now: Date())
+            let status: String
+            switch event {
+            case .completed: status = "completed"
+            case .timedOut: status = "timed_out"
+            case .limitExceeded(let exceeded): status = "limit_exceeded: \(exceeded.limit)"
+            default: status = "failed"
+            }
+            func cut(_ text: String) -> String { text.utf8.count <= 8192 ? text : String(decoding: text.utf8.prefix(8192), as: UTF8.self) + "\n[cut]" }
+            var answer: [String: JSONValue] = ["status": .string(status), "stdout": .string(cut(result.output.stdout)), "stderr": .string(cut(result.output.stderr))]
+            if case .exited(let code) = result.ending { answer["exit_code"] = .number(Double(code)) }
+            let text = String(decoding: (try? EventCoding.encode(JSONValue.object(answer))) ?? Data(), as: UTF8.self)
+            return (text, status != "completed")
+        } catch {
+            return ("the sandbox could not run the code: \(error)", true)
+        }
     }
 
     func fail(_ message: String, retryable: Bool) async throws {
