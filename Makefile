@@ -15,6 +15,7 @@ build:
 
 build-release:
 	swift build -c release --product chronicle
+	swift build -c release --product chronicle-sandbox
 
 migrate: bootstrap
 	@$(ENV); swift run chronicle migrate
@@ -32,8 +33,7 @@ run: bootstrap build-release
 test: bootstrap build
 	@$(ENV); swift test --skip-build --parallel $(SWIFT_TEST_FLAGS) 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
 
-bench: bootstrap
-	swift build -c release --product chronicle
+bench: bootstrap build-release
 	@$(ENV); .build/release/chronicle bench
 
 stop:

@@ -23,17 +23,17 @@ struct Bench: AsyncParsableCommand {
 
     @Option(help: "Concurrent connections of the HTTP load generator") var connections: Int = 32
 
-    @Option(help: "Only these groups, comma-separated: eventstore, readside, api (default: all)") var only: String?
+    @Option(help: "Only these groups, comma-separated: eventstore, readside, api, sandbox (default: all)") var only: String?
 
     func validate() throws {
         guard seconds > 0, seconds <= 300 else { throw ValidationError("--seconds must be in (0, 300]") }
         guard (1_000...10_000_000).contains(rebuildEvents) else { throw ValidationError("--rebuild-events must be 1000 to 10000000") }
         guard (100...1_000_000).contains(relayEvents) else { throw ValidationError("--relay-events must be 100 to 1000000") }
         guard (1...1000).contains(connections) else { throw ValidationError("--connections must be 1 to 1000") }
-        if let unknown = groups.subtracting(Self.allGroups).first { throw ValidationError("unknown group '\(unknown)'; groups are eventstore, readside, api") }
+        if let unknown = groups.subtracting(Self.allGroups).first { throw ValidationError("unknown group '\(unknown)'; groups are eventstore, readside, api, sandbox") }
     }
 
-    static let allGroups: Set<String> = ["eventstore", "readside", "api"]
+    static let allGroups: Set<String> = ["eventstore", "readside", "api", "sandbox"]
 
     var groups: Set<String> {
         guard let only else { return Self.allGroups }
@@ -45,6 +45,11 @@ struct Bench: AsyncParsableCommand {
         let base = try connection.postgres()
         let migrator = try locateMigrator(migrationsDir)
         let name = "chronicle_bench_\(ProcessInfo.processInfo.processIdentifier)"
+        // The sandbox needs no database; it runs first, on a quiet machine.
+        if groups.contains("sandbox") {
+            try await SandboxBenchmark(report: BenchReport(durability: [:]), seconds: max(2, Int(seconds)), logger: logger).run()
+        }
+        guard !groups.isDisjoint(with: ["eventstore", "readside", "api"]) else { return }
         try await ChronicleDatabase.withRunning(base, logger: logger) { admin in
             try await admin.dropDatabase(name)
             try await admin.createDatabase(name)

@@ -55,6 +55,28 @@ import Testing
         #expect(syntax.output.stderr.contains("SyntaxError"))
     }
 
+    /// The loader ends the interpreter itself (faster than its full teardown): what a program can
+    /// see of an exit must be as in plain Python.
+    @Test func exitCodesAtexitAndThreadsBehaveAsInPlainPython() async throws {
+        #expect(try await Self.run("import sys\nsys.exit(3)").ending == .exited(3))
+        let message = try await Self.run("import sys\nsys.exit('bye')")
+        #expect(message.ending == .exited(1) && message.output.stderr == "bye\n")
+        #expect(try await Self.run("raise SystemExit").ending == .exited(0))
+        let atexit = try await Self.run("import atexit\natexit.register(lambda: print('atexit ran'))\nprint('main', end=' ')")
+        #expect(atexit.output.stdout == "main atexit ran\n")
+        let thread = try await Self.run("""
+            import threading, time
+            def work():
+                time.sleep(0.2)
+                print('thread done')
+            threading.Thread(target=work).start()
+            print('main done')
+            """)
+        #expect(thread.output.stdout == "main done\nthread done\n")
+        let buffered = try await Self.run("import sys\nsys.stdout.write('no newline')")
+        #expect(buffered.output.stdout == "no newline")
+    }
+
     @Test(arguments: [
         ("socket.AF_INET", "socket.SOCK_STREAM", "127.0.0.1", 5432),
         ("socket.AF_INET", "socket.SOCK_DGRAM", "127.0.0.1", 53),

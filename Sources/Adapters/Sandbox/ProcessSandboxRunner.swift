@@ -106,12 +106,15 @@ public final class ProcessSandboxRunner: SandboxRunner {
                 $0.running -= 1
                 $0.runs += 1
             }
+            // After the run, not during it: starting a runner costs an interpreter's start-up,
+            // which on a small machine would slow the run it replaces.
+            refill()
         }
-        refill()
         let settings = self.settings
+        let threads = self.threads
         return try await threads.runIfActive {
             let runner = try taken ?? Self.spawn(settings, limits: limits)
-            return try Self.serve(runner, code: code, limits: limits)
+            return try Self.serve(runner, code: code, limits: limits, reaper: threads)
         }
     }
 
@@ -205,15 +208,54 @@ public final class ProcessSandboxRunner: SandboxRunner {
             close(output[0])
             throw SandboxUnavailable("cannot start the sandbox helper: \(String(cString: strerror(spawned)))")
         }
-        return Started(pid: pid, input: input[1], output: output[0], limits: limits)
+        let started = Started(pid: pid, input: input[1], output: output[0], limits: limits)
+        do {
+            try awaitReady(started)
+        } catch {
+            close(started.input)
+            close(started.output)
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            throw error
+        }
+        return started
     }
 
-    /// Hands the code to a started runner and reads its answer to the end.
-    static func serve(_ runner: Started, code: String, limits: SandboxLimits) throws -> SandboxResult {
+    /// The helper's first line: `ready` once the interpreter waits for code, or a setup error.
+    static func awaitReady(_ runner: Started) throws {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while line.last != UInt8(ascii: "\n") {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { throw SandboxUnavailable("the sandbox helper did not get ready within 10 s") }
+            var poller = pollfd(fd: runner.output, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, Int32(min(left.components.seconds * 1000 + 1, 1000)))
+            if ready <= 0 { continue }
+            let n = read(runner.output, &byte, 1)
+            if n < 0 && errno == EINTR { continue }
+            guard n == 1 else { break }
+            line.append(byte)
+            guard line.count < 4096 else { break }
+        }
+        if line == Array("ready\n".utf8) { return }
+        if let header = try? decoder.decode(Header.self, from: Data(line)), let error = header.error {
+            throw SandboxUnavailable("the sandbox could not be set up: \(error)")
+        }
+        throw SandboxUnavailable("the sandbox helper ended before it was ready")
+    }
+
+    /// Hands the code to a started runner and reads its answer: a JSON line that gives the
+    /// length of what follows. The helper's own exit (tearing down its namespaces, a few ms) is
+    /// not waited for here; it is reaped on another thread.
+    static func serve(_ runner: Started, code: String, limits: SandboxLimits, reaper: NIOThreadPool) throws -> SandboxResult {
         defer {
             close(runner.output)
-            var status: Int32 = 0
-            while waitpid(runner.pid, &status, 0) < 0 && errno == EINTR {}
+            reaper.submit { _ in
+                var status: Int32 = 0
+                while waitpid(runner.pid, &status, 0) < 0 && errno == EINTR {}
+            }
         }
         var request = Array("\(limits.timeoutSeconds * 1000)\n".utf8)
         request += Array(code.utf8)
@@ -231,9 +273,10 @@ public final class ProcessSandboxRunner: SandboxRunner {
         // (and a margin for a loaded machine) it is killed, and with it the whole run.
         let deadline = ContinuousClock.now.advanced(by: .seconds(limits.timeoutSeconds + 15))
         var answer: [UInt8] = []
+        var expected: Int?
         let most = 2 * limits.outputBytes + 4096
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
+        while expected.map({ answer.count < $0 }) ?? true {
             let left = deadline - ContinuousClock.now
             if left <= .zero {
                 kill(runner.pid, SIGKILL)
@@ -251,9 +294,19 @@ public final class ProcessSandboxRunner: SandboxRunner {
                 kill(runner.pid, SIGKILL)
                 throw SandboxUnavailable("the sandbox answered more than its output limit")
             }
+            if expected == nil, let newline = answer.firstIndex(of: UInt8(ascii: "\n")) {
+                let header = try? decoder.decode(Header.self, from: Data(answer[..<newline]))
+                expected = newline + 1 + (header?.stdoutBytes ?? 0) + (header?.stderrBytes ?? 0)
+            }
         }
         return try parse(answer, limits: limits)
     }
+
+    static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }()
 
     struct Header: Decodable {
         var error: String?
@@ -274,8 +327,6 @@ public final class ProcessSandboxRunner: SandboxRunner {
         guard let newline = answer.firstIndex(of: UInt8(ascii: "\n")) else {
             throw SandboxUnavailable("the sandbox helper ended without an answer")
         }
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
         guard let header = try? decoder.decode(Header.self, from: Data(answer[..<newline])) else {
             throw SandboxUnavailable("the sandbox helper answered something unreadable")
         }
