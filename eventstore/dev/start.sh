@@ -44,7 +44,7 @@ start_postgres() {
   fi
   # Throwaway instance: durability off for speed. `chronicle bench` reports these settings.
   as_pg "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/postgres.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $CHRONICLE_PG_PORT -k $sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB" \
+    -o "-c listen_addresses=127.0.0.1 -p $CHRONICLE_PG_PORT -k $sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500 -c shared_buffers=256MB" \
     start >/dev/null || die "postgres did not start; see $dir/postgres.log"
   as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$CHRONICLE_PG_PORT" -U "$CHRONICLE_PG_USER" -d postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname = '$CHRONICLE_PG_DB'" | grep -q 1 \

@@ -91,7 +91,8 @@ public final class ProcessSandboxRunner: SandboxRunner {
             var status: Int32 = 0
             waitpid(runner.pid, &status, 0)
         }
-        try? threads.syncShutdownGracefully()
+        // Not the blocking shutdown: the last reference may be dropped on one of these threads.
+        threads.shutdownGracefully { _ in }
     }
 
     public func run(_ code: String, limits: SandboxLimits) async throws -> SandboxResult {
