@@ -50,10 +50,7 @@ public struct AgentExecutionRunner: Sendable {
 
     /// The worker's handler: the message is the relayed `AgentExecutionRequested`.
     public func handle(_ item: WorkItem) async throws {
-        let message = try EventCoding.decode(IntegrationMessage.self, from: item.body)
-        guard let raw = message.data["execution_id"]?.stringValue, let executionID = UUID(uuidString: raw) else {
-            throw DomainError(.invalid, code: "execution.message_malformed", "the work message names no execution")
-        }
+        let (message, executionID) = try item.requestedExecution(code: "execution.message_malformed")
         try await run(executionID, cause: message)
     }
 

@@ -24,10 +24,7 @@ public struct CodeExecutionWorker: Sendable {
 
     /// The worker's handler: the message is the relayed `CodeExecutionRequested`.
     public func handle(_ item: WorkItem) async throws {
-        let message = try EventCoding.decode(IntegrationMessage.self, from: item.body)
-        guard let raw = message.data["execution_id"]?.stringValue, let executionID = UUID(uuidString: raw) else {
-            throw DomainError(.invalid, code: "sandbox.message_malformed", "the work message names no execution")
-        }
+        let (message, executionID) = try item.requestedExecution(code: "sandbox.message_malformed")
         try await run(executionID, cause: message)
     }
 

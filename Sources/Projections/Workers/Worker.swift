@@ -1,3 +1,5 @@
+import Commands
+import Events
 import Foundation
 import Logging
 import Metrics
@@ -135,5 +137,17 @@ public struct Worker: Service {
         } catch {
             logger.warning("could not settle work item", metadata: ["message.id": "\(item.messageID)", "error": "\(error)"])
         }
+    }
+}
+
+extension WorkItem {
+    /// A work message is a relayed `...Requested` event; this is the event and the execution it
+    /// names (its `execution_id`). A message without one is malformed: `code` says whose.
+    public func requestedExecution(code: String) throws -> (message: IntegrationMessage, executionID: UUID) {
+        let message = try EventCoding.decode(IntegrationMessage.self, from: body)
+        guard let raw = message.data["execution_id"]?.stringValue, let executionID = UUID(uuidString: raw) else {
+            throw DomainError(.invalid, code: code, "the work message names no execution")
+        }
+        return (message, executionID)
     }
 }
