@@ -171,6 +171,77 @@ import Testing
         }
     }
 
+    /// Writes each event's `n` into a smallint column: n = 70000 is refused by Postgres itself
+    /// (SQLSTATE 22003) when the batch is applied, not by the projection.
+    struct SmallintProjection: PostgresProjection {
+        let name = "smallint_values"
+
+        var tables: [ReadModelTable] {
+            [ReadModelTable(name: "smallint_values", ddl: """
+                CREATE TABLE IF NOT EXISTS {smallint_values} (stream_id text NOT NULL, version bigint NOT NULL, n smallint NOT NULL,
+                PRIMARY KEY (stream_id, version))
+                """)]
+        }
+
+        func statements(for event: RecordedEvent) throws -> [SQLStatement] {
+            let n = (try? JSONDecoder().decode([String: Int].self, from: event.data))?["n"] ?? 0
+            return [SQLStatement(
+                "INSERT INTO {smallint_values} (stream_id, version, n) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                [.text(event.streamID), .int(event.streamVersion), .int(Int64(n))])]
+        }
+    }
+
+    @Test func anEventTheDatabaseRefusesIsParkedAndTheRestOfItsBatchApplied() async throws {
+        try await TestServers.withDatabase(listen: true) { database in
+            let projection = SmallintProjection()
+            let store = PostgresProjectionStore(projection: projection, client: database.client, logger: TestServers.logger)
+            let parking = PostgresParkedEventStore(client: database.client, logger: TestServers.logger)
+            func append(_ stream: String, _ n: Int) async throws {
+                _ = try await database.eventStore.append(to: stream, expected: .any, events: [
+                    NewEvent(eventID: UUID(), eventType: "Sized", schemaVersion: 1, data: Data("{\"n\":\(n)}".utf8), metadata: EventMetadata())
+                ])
+            }
+            try await append("bad-1", 1)
+            try await append("bad-1", 70_000)
+            try await append("good-1", 2)
+            try await append("bad-1", 3)
+            try await append("good-1", 4)
+            let task = Task { try await Self.runner(store, database).run() }
+            defer { task.cancel() }
+            try await Self.caughtUp(store, database)
+
+            let rows = try await database.client.query(
+                "SELECT stream_id, n FROM smallint_values ORDER BY stream_id, version", logger: TestServers.logger
+            ).decode((String, Int16).self).all()
+            #expect(rows.map(\.0) == ["bad-1", "good-1", "good-1"] && rows.map(\.1) == [1, 2, 4], "\(rows)")
+            let parked = try await parking.parked(projector: projection.name)
+            let poison = try #require(parked.first { $0.heldBehind == nil })
+            #expect(poison.streamVersion == 2 && poison.attempts == 3)
+            #expect(poison.error.contains("SQLSTATE 22003"), "\(poison.error)")
+            #expect(parked.filter { $0.heldBehind == poison.eventID }.map(\.streamVersion) == [3])
+
+            // A retry is refused again: it stays parked, with its follower still held.
+            #expect(try await parking.request(.retry, projector: projection.name, eventID: poison.eventID))
+            for _ in 0..<200 where (try await parking.parked(projector: projection.name)).contains(where: { $0.status != "parked" }) {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let again = try await parking.parked(projector: projection.name)
+            #expect(again.count == 2 && again.contains { $0.eventID == poison.eventID && $0.heldBehind == nil }, "\(again)")
+            // Skipped: the held event applies, and the stream flows again.
+            #expect(try await parking.request(.skip, projector: projection.name, eventID: poison.eventID))
+            for _ in 0..<200 where !(try await parking.parked(projector: projection.name)).isEmpty {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(try await parking.parked(projector: projection.name).isEmpty)
+            try await append("bad-1", 5)
+            try await Self.caughtUp(store, database)
+            let bad = try await database.client.query(
+                "SELECT n FROM smallint_values WHERE stream_id = 'bad-1' ORDER BY version", logger: TestServers.logger
+            ).decode(Int16.self).all()
+            #expect(bad == [1, 3, 5])
+        }
+    }
+
     @Test func skippingAParkedEventReleasesItsStreamWithoutIt() async throws {
         try await TestServers.withDatabase(listen: true) { database in
             let toggle = Switch()

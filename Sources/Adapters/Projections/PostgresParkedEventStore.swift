@@ -70,8 +70,12 @@ public struct PostgresParkedEventStore: ParkedEventStore {
                 UPDATE parked_events SET held_behind = \(eventID)
                 WHERE projector = \(projector) AND held_behind = \(previous) AND event_id <> \(eventID)
                 """, logger: logger)
-            _ = try await connection.query(
-                "DELETE FROM parked_events WHERE projector = \(projector) AND event_id = \(previous)", logger: logger)
+            // The previous blocker was applied, so its record goes; unless the one that failed again
+            // is the previous blocker itself (a retried event refused again), which stays parked.
+            if previous != eventID {
+                _ = try await connection.query(
+                    "DELETE FROM parked_events WHERE projector = \(projector) AND event_id = \(previous)", logger: logger)
+            }
         }
     }
 

@@ -73,6 +73,13 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
         try await table.transaction(body)
     }
 
+    /// SQLSTATE classes 22 (data exception: out of range, invalid text, ...) and 23 (integrity
+    /// constraint violation): the statements' values are at fault, not the server or the lease.
+    public func refusedData(_ error: any Error) -> String? {
+        guard let state = PostgresErrors.sqlState(error), state.hasPrefix("22") || state.hasPrefix("23") else { return nil }
+        return "Postgres refused the read model's writes: \(PostgresErrors.summary(error)) (SQLSTATE \(state))"
+    }
+
     /// A fingerprint of the tables' definitions (FNV-1a, 64 bits): it changes when they do.
     public var schemaHash: String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325

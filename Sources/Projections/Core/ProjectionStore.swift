@@ -24,10 +24,16 @@ public protocol ProjectionStore: Sendable {
     /// Called by the lease holder before it applies anything: a store whose read model changed
     /// shape since it was built rebuilds it here. True if it did.
     func upgradeIfNeeded(events: any EventStore) async throws -> Bool
+    /// Whether `error`, thrown by `apply`, means the store refused the writes for their data
+    /// (a value out of range, a broken constraint): trying again cannot help, so the event at
+    /// fault must be found and parked. Returns the reason to park it with; nil for other
+    /// failures (the store unreachable, a lost lease), which the runner retries.
+    func refusedData(_ error: any Error) -> String?
 }
 
 extension ProjectionStore {
     public func upgradeIfNeeded(events: any EventStore) async throws -> Bool { false }
+    public func refusedData(_ error: any Error) -> String? { nil }
 }
 
 /// What the runner decided for one event of a batch.

@@ -86,9 +86,17 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
             metrics.caughtUp()
             try await settleRequests(epoch: epoch, held: held)
         }) { batch in
-            let steps = batch.map { step(for: $0, held: held) }
+            var steps = batch.map { step(for: $0, held: held) }
             let through = batch[batch.count - 1].checkpoint
-            try await store.apply(steps, after: applied.withLock { $0 }, through: through, epoch: epoch)
+            let after = applied.withLock { $0 }
+            do {
+                try await store.apply(steps, after: after, through: through, epoch: epoch)
+            } catch where store.refusedData(error) != nil {
+                logger.warning("the read model refused a batch's data; applying it event by event", metadata: [
+                    "error": "\(store.refusedData(error) ?? "")", "events": "\(steps.count)",
+                ])
+                steps = try await applyOneByOne(steps, after: after, epoch: epoch, held: held)
+            }
             applied.withLock { $0 = through }
             metrics.record(steps)
             // Behind the log: count how far, at most every few seconds (a count on every batch
@@ -119,6 +127,39 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
         return .park(event, error: lastError, attempts: maxAttempts)
     }
 
+    /// After a batch was refused for its data: each event alone, in order, so the one at fault is
+    /// parked (after `maxAttempts`) and its stream held, and every other event is applied. Rare,
+    /// so one transaction per event is fine. Returns the steps as finally applied.
+    func applyOneByOne(
+        _ steps: [ProjectionStep<Store.Writes>], after: Checkpoint, epoch: Int64, held: HeldStreams
+    ) async throws -> [ProjectionStep<Store.Writes>] {
+        var cursor = after
+        var done: [ProjectionStep<Store.Writes>] = []
+        for original in steps {
+            var step = original
+            if case .apply(let event, _) = step, let blocker = held.blocker(of: event.streamID) {
+                step = .hold(event, behind: blocker)
+            }
+            var tries = 0
+            while true {
+                do {
+                    try await store.apply([step], after: cursor, through: step.event.checkpoint, epoch: epoch)
+                    break
+                } catch {
+                    guard case .apply(let event, _) = step, let reason = store.refusedData(error) else { throw error }
+                    tries += 1
+                    guard tries >= maxAttempts else { continue }
+                    held.hold(event.streamID, behind: event.eventID)
+                    logger.error("event parked", metadata: ["es.event_id": "\(event.eventID)", "es.stream": "\(event.streamID)", "error": "\(reason)"])
+                    step = .park(event, error: reason, attempts: tries)
+                }
+            }
+            cursor = step.event.checkpoint
+            done.append(step)
+        }
+        return done
+    }
+
     /// Works off operators' retry and skip requests, releasing the held streams behind them.
     func settleRequests(epoch: Int64, held: HeldStreams) async throws {
         for request in try await parking.requested(projector: name) {
@@ -140,7 +181,23 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
                     }
                 }
             }
-            if !toApply.isEmpty { try await store.applyReleased(toApply, epoch: epoch) }
+            if !toApply.isEmpty {
+                do {
+                    try await store.applyReleased(toApply, epoch: epoch)
+                } catch where store.refusedData(error) != nil {
+                    // One of them is refused again for its data: apply those before it, and
+                    // park it again with the rest still held behind it.
+                    for (event, writes) in toApply {
+                        do {
+                            try await store.applyReleased([(event, writes)], epoch: epoch)
+                        } catch {
+                            guard let reason = store.refusedData(error) else { throw error }
+                            failed = (event, reason)
+                            break
+                        }
+                    }
+                }
+            }
             if let (event, error) = failed {
                 try await parking.repark(projector: name, eventID: event.eventID, error: error, previous: blocker)
                 blocker = event.eventID
