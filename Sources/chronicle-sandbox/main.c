@@ -456,6 +456,104 @@ static void run_init(const struct limits *limits, int code_fd, int limit_fd, int
     _exit(0);
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// cgroups (v1 memory and pids, where the host gives them): rlimits bound each process, a cgroup
+// bounds the whole run, so 64 processes of 500 MiB each, or a workspace filled on top of a large
+// heap, cannot take the host's memory. Best effort: without a writable hierarchy the run goes on
+// with its rlimits and the answer says `"cgroup":false`.
+//
+// As root, the helper makes `chronicle-sandbox` under its own cgroup of each controller and gives
+// it to the sandbox user; as that user it makes `run-<pid>` inside, sets the limit and joins it,
+// so init and the interpreter are born in it. The directories are kept open: after init's
+// pivot_root the helper shares the sandbox's root and can no longer reach /sys by path.
+
+struct cgroup {
+    int parent_fd;
+    int run_fd;
+    char name[32];
+};
+
+static struct cgroup cg_memory = {-1, -1, ""};
+static struct cgroup cg_pids = {-1, -1, ""};
+
+static int write_at(int dir, const char *file, const char *text) {
+    int fd = openat(dir, file, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = write(fd, text, strlen(text));
+    close(fd);
+    return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+static void cgroup_prepare(struct cgroup *cg, const char *controller) {
+    char own[512] = "", line[640], path[1100];
+    FILE *file = fopen("/proc/self/cgroup", "re");
+    if (file) {
+        char wanted[64];
+        snprintf(wanted, sizeof wanted, ":%s:", controller);
+        while (fgets(line, sizeof line, file)) {
+            char *at = strstr(line, wanted);
+            if (!at) continue;
+            snprintf(own, sizeof own, "%s", at + strlen(wanted));
+            own[strcspn(own, "\n")] = 0;
+        }
+        fclose(file);
+    }
+    snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s", controller, strcmp(own, "/") == 0 ? "" : own);
+    if (access(path, W_OK) != 0) snprintf(path, sizeof path, "/sys/fs/cgroup/%s", controller);
+    size_t length = strlen(path);
+    snprintf(path + length, sizeof path - length, "/chronicle-sandbox");
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) return;
+    int dir = open(path, O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return;
+    if (fchown(dir, SANDBOX_UID, SANDBOX_GID) != 0 || fchownat(dir, "cgroup.procs", SANDBOX_UID, SANDBOX_GID, 0) != 0) {
+        close(dir);
+        return;
+    }
+    cg->parent_fd = dir;
+}
+
+static void cgroup_join(struct cgroup *cg, const char *limit_file, long long limit) {
+    if (cg->parent_fd < 0) return;
+    snprintf(cg->name, sizeof cg->name, "run-%d", (int)getpid());
+    char value[32];
+    snprintf(value, sizeof value, "%lld", limit);
+    char self[32];
+    snprintf(self, sizeof self, "%d", (int)getpid());
+    if (mkdirat(cg->parent_fd, cg->name, 0700) == 0) {
+        cg->run_fd = openat(cg->parent_fd, cg->name, O_DIRECTORY | O_CLOEXEC);
+        if (cg->run_fd >= 0 && write_at(cg->run_fd, limit_file, value) == 0 && write_at(cg->run_fd, "cgroup.procs", self) == 0) return;
+        if (cg->run_fd >= 0) close(cg->run_fd);
+        unlinkat(cg->parent_fd, cg->name, AT_REMOVEDIR);
+    }
+    cg->run_fd = -1;
+}
+
+// How many processes the kernel's OOM killer took in the run (v1 `memory.oom_control`).
+static long long cgroup_oom_kills(const struct cgroup *cg) {
+    if (cg->run_fd < 0) return 0;
+    int fd = openat(cg->run_fd, "memory.oom_control", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char text[256];
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    text[n] = 0;
+    char *at = strstr(text, "oom_kill ");
+    return at ? atoll(at + 9) : 0;
+}
+
+// Back to the parent cgroup, and the run's removed (it is empty once init is reaped).
+static void cgroup_leave(struct cgroup *cg) {
+    if (cg->run_fd < 0) return;
+    char self[32];
+    snprintf(self, sizeof self, "%d", (int)getpid());
+    write_at(cg->parent_fd, "cgroup.procs", self);
+    close(cg->run_fd);
+    cg->run_fd = -1;
+    unlinkat(cg->parent_fd, cg->name, AT_REMOVEDIR);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The helper: drop to the sandbox user, make the namespaces, start init, then serve one request.
 
@@ -534,6 +632,8 @@ int main(int argc, char **argv) {
     uid_t uid = geteuid();
     gid_t gid = getegid();
     if (uid == 0) {
+        cgroup_prepare(&cg_memory, "memory");
+        cgroup_prepare(&cg_pids, "pids");
         if (setgroups(0, NULL) != 0) die("setgroups");
         if (setresgid(SANDBOX_GID, SANDBOX_GID, SANDBOX_GID) != 0) die("setresgid");
         if (setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID) != 0) die("setresuid");
@@ -544,6 +644,10 @@ int main(int argc, char **argv) {
     // by root; the server's death must also end the run.
     if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0) die("dumpable");
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) die("pdeathsig");
+    // The whole run's memory: the interpreter's address space and both tmpfs, which are charged
+    // to the cgroup of whoever writes them. Processes: the limit, and init.
+    cgroup_join(&cg_memory, "memory.limit_in_bytes", limits.memory_bytes + 2 * limits.workspace_bytes);
+    cgroup_join(&cg_pids, "pids.max", limits.processes + 1);
     if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) != 0) die("unshare");
     char map[64];
     write_file("/proc/self/setgroups", "deny");
@@ -580,7 +684,13 @@ int main(int argc, char **argv) {
     while (header_length < sizeof header - 1) {
         ssize_t n = read(0, header + header_length, 1);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) { kill(init, SIGKILL); waitpid(init, NULL, 0); return 0; }
+        if (n <= 0) {
+            kill(init, SIGKILL);
+            waitpid(init, NULL, 0);
+            cgroup_leave(&cg_memory);
+            cgroup_leave(&cg_pids);
+            return 0;
+        }
         if (header[header_length] == '\n') break;
         header_length++;
     }
@@ -671,6 +781,10 @@ int main(int argc, char **argv) {
     struct rusage usage;
     int init_status;
     while (wait4(init, &init_status, __WALL, &usage) < 0 && errno == EINTR) {}
+    long long oom_kills = cgroup_oom_kills(&cg_memory);
+    int in_cgroup = cg_memory.run_fd >= 0 && cg_pids.run_fd >= 0;
+    cgroup_leave(&cg_memory);
+    cgroup_leave(&cg_pids);
     long long wall_us = now_us() - started;
     status_text[status_length] = 0;
     limit_name[limit_length] = 0;
@@ -689,15 +803,19 @@ int main(int argc, char **argv) {
     }
     long long cpu_us = (long long)usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec
         + (long long)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
+    // The OOM killer acted inside the run's cgroup: the tree as a whole ran out of memory.
+    if (oom_kills > 0 && !limit_name[0] && !timed_out) snprintf(limit_name, sizeof limit_name, "memory");
     // SIGXCPU at the soft CPU limit; SIGKILL from the kernel at the hard one.
-    if (term_signal == SIGXCPU || (term_signal == SIGKILL && !timed_out && cpu_us >= limits.cpu_seconds * 1000000))
+    if (!limit_name[0] && (term_signal == SIGXCPU || (term_signal == SIGKILL && !timed_out && cpu_us >= limits.cpu_seconds * 1000000)))
         snprintf(limit_name, sizeof limit_name, "cpu");
     char line[512];
     int n = snprintf(line, sizeof line,
         "{\"exit_code\":%d,\"signal\":%d,\"timed_out\":%s,\"limit\":\"%s\",\"wall_us\":%lld,\"cpu_us\":%lld,"
-        "\"peak_memory_bytes\":%lld,\"stdout_bytes\":%zu,\"stderr_bytes\":%zu,\"stdout_total\":%lld,\"stderr_total\":%lld}\n",
+        "\"peak_memory_bytes\":%lld,\"stdout_bytes\":%zu,\"stderr_bytes\":%zu,\"stdout_total\":%lld,\"stderr_total\":%lld,"
+        "\"cgroup\":%s}\n",
         exit_code, term_signal, timed_out ? "true" : "false", limit_name, wall_us, cpu_us,
-        (long long)usage.ru_maxrss * 1024, captures[0].kept_length, captures[1].kept_length, captures[0].total, captures[1].total);
+        (long long)usage.ru_maxrss * 1024, captures[0].kept_length, captures[1].kept_length, captures[0].total, captures[1].total,
+        in_cgroup ? "true" : "false");
     write_all(1, line, (size_t)n);
     write_all(1, captures[0].kept, captures[0].kept_length);
     write_all(1, captures[1].kept, captures[1].kept_length);

@@ -32,6 +32,7 @@ import Testing
         #expect(result.output.stderr == "")
         #expect(result.limit == nil)
         #expect(result.usage.peakMemoryBytes > 1 << 20)
+        #expect(result.inCgroup)
         if case .completed = result.event(executionID: UUID(), attempt: 1, timeoutSeconds: 5, now: Date()) {} else {
             Issue.record("print(1) is not a completed run")
         }
@@ -122,6 +123,27 @@ import Testing
         #expect(result.limit == "memory")
         #expect(result.output.stderr.hasSuffix("MemoryError\n"))
         #expect(result.usage.peakMemoryBytes < 512 << 20)
+    }
+
+    /// Each process stays under its address-space limit, but eight of 200 MiB do not fit the run's
+    /// cgroup (512 MiB plus the two tmpfs): the kernel's OOM killer acts inside the run only.
+    @Test func manyProcessesTogetherMeetTheRunsMemoryLimit() async throws {
+        let result = try await Self.run("""
+            import os, time
+            children = []
+            for _ in range(8):
+                pid = os.fork()
+                if pid == 0:
+                    block = bytearray(b'\\x01') * (200 << 20)
+                    time.sleep(3)
+                    os._exit(0)
+                children.append(pid)
+            print(sorted(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children))
+            """, timeout: 20)
+        #expect(result.inCgroup, "runs are not in a cgroup here")
+        #expect(result.limit == "memory", "\(result.output.stdout)\(result.output.stderr)")
+        #expect(result.output.stdout.contains("-9"), "no child was killed: \(result.output.stdout)")
+        #expect(try await Self.run("print(3)").output.stdout == "3\n")
     }
 
     @Test func writingAOneGiBFileMeetsTheFileSizeLimit() async throws {

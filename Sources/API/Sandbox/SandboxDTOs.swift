@@ -126,10 +126,21 @@ enum SandboxDTO {
             var running: Int
             var concurrency: Int
             var runs: Int
+            var cgroup: Bool?
 
             enum CodingKeys: String, CodingKey {
-                case warm, running, concurrency, runs
+                case warm, running, concurrency, runs, cgroup
                 case warmTarget = "warm_target"
+            }
+
+            func encode(to encoder: Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(warm, forKey: .warm)
+                try container.encode(warmTarget, forKey: .warmTarget)
+                try container.encode(running, forKey: .running)
+                try container.encode(concurrency, forKey: .concurrency)
+                try container.encode(runs, forKey: .runs)
+                try container.encode(cgroup, forKey: .cgroup)
             }
         }
 
@@ -171,7 +182,8 @@ enum SandboxDTO {
         init(pool: SandboxHealth?, host: HostUsage) {
             status = pool == nil ? "no_workers" : pool?.problem == nil ? "ok" : "degraded"
             problem = pool?.problem
-            self.pool = pool.map { Pool(warm: $0.warm, warmTarget: $0.warmTarget, running: $0.running, concurrency: $0.concurrency, runs: $0.runs) }
+            self.pool = pool.map { Pool(
+                warm: $0.warm, warmTarget: $0.warmTarget, running: $0.running, concurrency: $0.concurrency, runs: $0.runs, cgroup: $0.cgroup) }
             func percent(_ part: Double, _ whole: Double) -> Double { whole > 0 ? (part / whole * 1000).rounded() / 10 : 0 }
             self.host = Host(
                 cpus: host.cpus, load1m: host.load1, cpuUsePercent: min(100, percent(host.load1, Double(host.cpus))),

@@ -64,6 +64,7 @@ public final class ProcessSandboxRunner: SandboxRunner {
         var running = 0
         var runs = 0
         var problem: String?
+        var cgroup: Bool?
     }
 
     /// A helper process that has set up its sandbox and waits for a request on `input`.
@@ -113,17 +114,19 @@ public final class ProcessSandboxRunner: SandboxRunner {
         }
         let settings = self.settings
         let threads = self.threads
-        return try await threads.runIfActive {
+        let result = try await threads.runIfActive {
             let runner = try taken ?? Self.spawn(settings, limits: limits)
             return try Self.serve(runner, code: code, limits: limits, reaper: threads)
         }
+        state.withLock { $0.cgroup = result.inCgroup }
+        return result
     }
 
     public func health() async -> SandboxHealth {
         state.withLock {
             SandboxHealth(
                 warm: $0.idle.count, warmTarget: settings.warm, running: $0.running, concurrency: settings.concurrency, runs: $0.runs,
-                problem: $0.problem)
+                problem: $0.problem, cgroup: $0.cgroup)
         }
     }
 
@@ -322,6 +325,7 @@ public final class ProcessSandboxRunner: SandboxRunner {
         var stderrBytes: Int?
         var stdoutTotal: Int64?
         var stderrTotal: Int64?
+        var cgroup: Bool?
     }
 
     static func parse(_ answer: [UInt8], limits: SandboxLimits) throws -> SandboxResult {
@@ -350,7 +354,8 @@ public final class ProcessSandboxRunner: SandboxRunner {
             ending: ending, limit: limit, output: output,
             usage: SandboxUsage(
                 durationMs: Int((header.wallUs ?? 0) / 1000), cpuMs: Int((header.cpuUs ?? 0) / 1000),
-                peakMemoryBytes: header.peakMemoryBytes ?? 0))
+                peakMemoryBytes: header.peakMemoryBytes ?? 0),
+            inCgroup: header.cgroup ?? false)
     }
 
     /// The kept bytes as text (invalid UTF-8 replaced), with a marker when some were dropped.

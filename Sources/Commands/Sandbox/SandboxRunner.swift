@@ -24,12 +24,16 @@ public struct SandboxResult: Sendable, Equatable {
     public var limit: String?
     public var output: SandboxOutput
     public var usage: SandboxUsage
+    /// Whether the run as a whole (every process, and its tmpfs) was bounded by a cgroup, besides
+    /// each process's rlimits.
+    public var inCgroup: Bool
 
-    public init(ending: Ending, limit: String?, output: SandboxOutput, usage: SandboxUsage) {
+    public init(ending: Ending, limit: String?, output: SandboxOutput, usage: SandboxUsage, inCgroup: Bool = false) {
         self.ending = ending
         self.limit = limit
         self.output = output
         self.usage = usage
+        self.inCgroup = inCgroup
     }
 
     /// The event that records this result.
@@ -75,14 +79,17 @@ public struct SandboxHealth: Sendable, Equatable {
     public var runs: Int
     /// Why the sandbox cannot run code here, if it cannot.
     public var problem: String?
+    /// Whether the last run was bounded as a whole by a cgroup (nil before the first run).
+    public var cgroup: Bool?
 
-    public init(warm: Int, warmTarget: Int, running: Int, concurrency: Int, runs: Int, problem: String?) {
+    public init(warm: Int, warmTarget: Int, running: Int, concurrency: Int, runs: Int, problem: String?, cgroup: Bool? = nil) {
         self.warm = warm
         self.warmTarget = warmTarget
         self.running = running
         self.concurrency = concurrency
         self.runs = runs
         self.problem = problem
+        self.cgroup = cgroup
     }
 }
 
