@@ -21,6 +21,7 @@
 // outlives its parent, a fork bomb's leftovers. At the wall limit the helper kills init.
 
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -511,6 +512,21 @@ static void cgroup_prepare(struct cgroup *cg, const char *controller) {
         return;
     }
     cg->parent_fd = dir;
+    // Runs whose helper was killed (the server stopped while it waited, warm) left their empty
+    // cgroup behind; whoever prepares next removes those whose helper is gone.
+    int listing = dup(dir);
+    DIR *entries = listing >= 0 ? fdopendir(listing) : NULL;
+    if (entries) {
+        struct dirent *entry;
+        while ((entry = readdir(entries))) {
+            if (strncmp(entry->d_name, "run-", 4) != 0) continue;
+            pid_t owner = (pid_t)atoi(entry->d_name + 4);
+            if (owner > 0 && kill(owner, 0) != 0 && errno == ESRCH) unlinkat(dir, entry->d_name, AT_REMOVEDIR);
+        }
+        closedir(entries);
+    } else if (listing >= 0) {
+        close(listing);
+    }
 }
 
 static void cgroup_join(struct cgroup *cg, const char *limit_file, long long limit) {
@@ -783,8 +799,6 @@ int main(int argc, char **argv) {
     while (wait4(init, &init_status, __WALL, &usage) < 0 && errno == EINTR) {}
     long long oom_kills = cgroup_oom_kills(&cg_memory);
     int in_cgroup = cg_memory.run_fd >= 0 && cg_pids.run_fd >= 0;
-    cgroup_leave(&cg_memory);
-    cgroup_leave(&cg_pids);
     long long wall_us = now_us() - started;
     status_text[status_length] = 0;
     limit_name[limit_length] = 0;
@@ -819,5 +833,10 @@ int main(int argc, char **argv) {
     write_all(1, line, (size_t)n);
     write_all(1, captures[0].kept, captures[0].kept_length);
     write_all(1, captures[1].kept, captures[1].kept_length);
+    // After the answer: removing a memory cgroup takes the kernel a few milliseconds, which the
+    // server need not wait for (it reads the answer by its length and reaps us later).
+    close(1);
+    cgroup_leave(&cg_memory);
+    cgroup_leave(&cg_pids);
     return 0;
 }

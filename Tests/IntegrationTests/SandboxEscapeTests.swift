@@ -146,6 +146,29 @@ import Testing
         #expect(try await Self.run("print(3)").output.stdout == "3\n")
     }
 
+    /// A helper killed while it waited (a server stopping with warm runners) leaves its empty
+    /// cgroup; the next helper to start removes it.
+    @Test func aKilledRunnersCgroupIsRemovedByTheNext() async throws {
+        let own = (try String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)).split(separator: "\n")
+            .first { $0.contains(":memory:") }.map { String($0.split(separator: ":", maxSplits: 2)[2]) } ?? "/"
+        let parent = "/sys/fs/cgroup/memory\(own == "/" ? "" : own)/chronicle-sandbox"
+        let helper = Process()
+        helper.executableURL = URL(fileURLWithPath: SandboxSettings.helperBesideExecutable())
+        helper.standardInput = Pipe()
+        helper.standardOutput = FileHandle.nullDevice
+        try helper.run()
+        let dir = "\(parent)/run-\(helper.processIdentifier)"
+        for _ in 0..<200 where !FileManager.default.fileExists(atPath: dir) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(FileManager.default.fileExists(atPath: dir), "the helper made no cgroup at \(dir)")
+        await CLIProcess.stop(helper, signal: SIGKILL)
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(FileManager.default.fileExists(atPath: dir), "nothing to sweep")
+        let runner = ProcessSandboxRunner(
+            settings: SandboxSettings(helper: SandboxSettings.helperBesideExecutable(), concurrency: 1, warm: 0), logger: TestServers.logger)
+        #expect(try await runner.run("print(4)", limits: .init()).output.stdout == "4\n")
+        #expect(!FileManager.default.fileExists(atPath: dir), "the dead runner's cgroup is still there")
+    }
+
     @Test func writingAOneGiBFileMeetsTheFileSizeLimit() async throws {
         let result = try await Self.run("""
             with open('big', 'wb') as f:
