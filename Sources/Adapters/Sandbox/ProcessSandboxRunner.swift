@@ -48,8 +48,9 @@ public struct SandboxSettings: Sendable {
 /// rlimits and seccomp filter, starts the interpreter and waits for code. A few are started ahead
 /// (warm), so a run pays only for its own code, not for namespaces and interpreter start-up.
 ///
-/// Every blocking call (spawn, the pipe reads, waitpid) runs on a thread pool of the sandbox's
-/// own, one thread per concurrent run. Runners are also spawned from those threads: the helper
+/// Every blocking call (spawn, the pipe reads) runs on a thread pool of the sandbox's own: a
+/// thread per concurrent run and per warm runner being started; a finished helper is reaped on
+/// a thread of its own. Runners are spawned from the pool's threads: the helper
 /// dies with the thread that started it (PR_SET_PDEATHSIG), and these threads live as long as
 /// the process, whereas the concurrency pool's may be retired when idle.
 public final class ProcessSandboxRunner: SandboxRunner {
@@ -79,7 +80,9 @@ public final class ProcessSandboxRunner: SandboxRunner {
         self.settings = settings
         self.logger = logger
         signal(SIGPIPE, SIG_IGN)  // writing to a runner that died must give EPIPE, not end the server
-        threads = NIOThreadPool(numberOfThreads: settings.concurrency + 1)
+        // A thread per run at once, and one per warm runner being started, so starting
+        // replacements never makes a run wait for a thread.
+        threads = NIOThreadPool(numberOfThreads: settings.concurrency + max(1, settings.warm))
         threads.start()
         refill()
     }
@@ -113,10 +116,9 @@ public final class ProcessSandboxRunner: SandboxRunner {
             refill()
         }
         let settings = self.settings
-        let threads = self.threads
         let result = try await threads.runIfActive {
             let runner = try taken ?? Self.spawn(settings, limits: limits)
-            return try Self.serve(runner, code: code, limits: limits, reaper: threads)
+            return try Self.serve(runner, code: code, limits: limits)
         }
         state.withLock { $0.cgroup = result.inCgroup }
         return result
@@ -251,12 +253,13 @@ public final class ProcessSandboxRunner: SandboxRunner {
     }
 
     /// Hands the code to a started runner and reads its answer: a JSON line that gives the
-    /// length of what follows. The helper's own exit (tearing down its namespaces, a few ms) is
-    /// not waited for here; it is reaped on another thread.
-    static func serve(_ runner: Started, code: String, limits: SandboxLimits, reaper: NIOThreadPool) throws -> SandboxResult {
+    /// length of what follows. The helper's own exit (removing its cgroup and namespaces: a few
+    /// ms, much longer on a loaded machine) is not waited for here, nor on the pool's threads,
+    /// which runs need: a thread of its own reaps it.
+    static func serve(_ runner: Started, code: String, limits: SandboxLimits) throws -> SandboxResult {
         defer {
             close(runner.output)
-            reaper.submit { _ in
+            Thread.detachNewThread {
                 var status: Int32 = 0
                 while waitpid(runner.pid, &status, 0) < 0 && errno == EINTR {}
             }
