@@ -512,8 +512,14 @@ static void cgroup_prepare(struct cgroup *cg, const char *controller) {
         return;
     }
     cg->parent_fd = dir;
-    // Runs whose helper was killed (the server stopped while it waited, warm) left their empty
-    // cgroup behind; whoever prepares next removes those whose helper is gone.
+}
+
+// Runs whose helper was killed (the server stopped while it waited, warm) left their empty
+// cgroup behind; each helper removes a few of those whose helper is gone, after its answer
+// (removing a memory cgroup takes milliseconds, seconds on a loaded machine).
+static void cgroup_sweep(const struct cgroup *cg, int most) {
+    if (cg->parent_fd < 0) return;
+    int dir = cg->parent_fd;
     int listing = dup(dir);
     DIR *entries = listing >= 0 ? fdopendir(listing) : NULL;
     if (entries) {
@@ -521,7 +527,9 @@ static void cgroup_prepare(struct cgroup *cg, const char *controller) {
         while ((entry = readdir(entries))) {
             if (strncmp(entry->d_name, "run-", 4) != 0) continue;
             pid_t owner = (pid_t)atoi(entry->d_name + 4);
-            if (owner > 0 && kill(owner, 0) != 0 && errno == ESRCH) unlinkat(dir, entry->d_name, AT_REMOVEDIR);
+            if (owner > 0 && owner != getpid() && kill(owner, 0) != 0 && errno == ESRCH && unlinkat(dir, entry->d_name, AT_REMOVEDIR) == 0
+                && --most <= 0)
+                break;
         }
         closedir(entries);
     } else if (listing >= 0) {
@@ -838,5 +846,7 @@ int main(int argc, char **argv) {
     close(1);
     cgroup_leave(&cg_memory);
     cgroup_leave(&cg_pids);
+    cgroup_sweep(&cg_memory, 8);
+    cgroup_sweep(&cg_pids, 8);
     return 0;
 }
