@@ -115,10 +115,6 @@ extension AgentsController {
     /// Read-your-writes: `X-Chronicle-After` (the `X-Chronicle-Position` of a command's answer)
     /// makes the query wait, bounded, until its read model has passed that position.
     func waitIfAsked(_ request: Request, _ wait: (Checkpoint, Duration) async throws -> Bool) async throws {
-        guard let token = request.headers[.init("X-Chronicle-After")!] else { return }
-        guard let checkpoint = Reply.checkpoint(token) else {
-            throw Problem(.badRequest, code: "request.invalid_position", detail: "X-Chronicle-After must be a position from X-Chronicle-Position")
-        }
-        _ = try await wait(checkpoint, settings.readYourWritesTimeout)
+        try await Reply.waitIfAsked(request, timeout: settings.readYourWritesTimeout, wait)
     }
 }

@@ -29,6 +29,16 @@ enum Reply {
         return Checkpoint(transactionID: tx, position: position)
     }
 
+    /// Read-your-writes: with `X-Chronicle-After` (a command's `X-Chronicle-Position`), waits (up
+    /// to `timeout`) until the read model has passed it; a malformed position is a 400.
+    static func waitIfAsked(_ request: Request, timeout: Duration, _ wait: (Checkpoint, Duration) async throws -> Bool) async throws {
+        guard let token = request.headers[.init("X-Chronicle-After")!] else { return }
+        guard let checkpoint = checkpoint(token) else {
+            throw Problem(.badRequest, code: "request.invalid_position", detail: "X-Chronicle-After must be a position from X-Chronicle-Position")
+        }
+        _ = try await wait(checkpoint, timeout)
+    }
+
     /// `If-Match: "3"` (or `3`, or `W/"3"`) as an expected version; `*` or none means any.
     static func ifMatch(_ request: Request) throws -> Int64? {
         guard let raw = request.headers[.ifMatch]?.trimmingCharacters(in: .whitespaces), raw != "*" else { return nil }

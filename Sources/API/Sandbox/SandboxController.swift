@@ -71,12 +71,7 @@ public struct SandboxController: Sendable {
     @Sendable func show(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         guard let text = context.parameters.get("id"), let id = UUID(uuidString: text) else { throw Self.executionNotFound }
-        if let token = request.headers[.init("X-Chronicle-After")!] {
-            guard let checkpoint = Reply.checkpoint(token) else {
-                throw Problem(.badRequest, code: "request.invalid_position", detail: "X-Chronicle-After must be a position from X-Chronicle-Position")
-            }
-            _ = try await queries.waitForExecutions(checkpoint, timeout: settings.readYourWritesTimeout)
-        }
+        try await Reply.waitIfAsked(request, timeout: settings.readYourWritesTimeout, queries.waitForExecutions)
         let execution: SandboxDTO.Execution
         let version: Int64
         if let view = try await queries.execution(id) {
