@@ -71,9 +71,24 @@ public final class ProcessSandboxRunner: SandboxRunner {
     /// A helper process that has set up its sandbox and waits for a request on `input`.
     struct Started: Sendable {
         var pid: pid_t
+        /// Opened while the helper is still our unreaped child, so it names that process only.
+        var pidfd: Int32
         var input: Int32
         var output: Int32
         var limits: SandboxLimits
+
+        /// Waits for the helper's exit and reaps it. Through the pidfd, never by pid: if anything
+        /// else in the process reaped it first (Foundation's Process does, for the children it
+        /// watches), a waitpid(pid) could wait on a reused pid and steal another child's exit.
+        func reap() {
+            if pidfd >= 0 {
+                _ = chronicle_pidfd_reap(pidfd)
+                close(pidfd)
+            } else {
+                var status: Int32 = 0
+                while waitpid(pid, &status, WNOHANG) == 0 { usleep(10_000) }
+            }
+        }
     }
 
     public init(settings: SandboxSettings, logger: Logger) {
@@ -92,8 +107,7 @@ public final class ProcessSandboxRunner: SandboxRunner {
             close(runner.input)
             close(runner.output)
             kill(runner.pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(runner.pid, &status, 0)
+            runner.reap()
         }
         // Not the blocking shutdown: the last reference may be dropped on one of these threads.
         threads.shutdownGracefully { _ in }
@@ -214,15 +228,14 @@ public final class ProcessSandboxRunner: SandboxRunner {
             close(output[0])
             throw SandboxUnavailable("cannot start the sandbox helper: \(String(cString: strerror(spawned)))")
         }
-        let started = Started(pid: pid, input: input[1], output: output[0], limits: limits)
+        let started = Started(pid: pid, pidfd: chronicle_pidfd_open(pid), input: input[1], output: output[0], limits: limits)
         do {
             try awaitReady(started)
         } catch {
             close(started.input)
             close(started.output)
             kill(pid, SIGKILL)
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            started.reap()
             throw error
         }
         return started
@@ -259,10 +272,7 @@ public final class ProcessSandboxRunner: SandboxRunner {
     static func serve(_ runner: Started, code: String, limits: SandboxLimits) throws -> SandboxResult {
         defer {
             close(runner.output)
-            Thread.detachNewThread {
-                var status: Int32 = 0
-                while waitpid(runner.pid, &status, 0) < 0 && errno == EINTR {}
-            }
+            Thread.detachNewThread { runner.reap() }
         }
         var request = Array("\(limits.timeoutSeconds * 1000)\n".utf8)
         request += Array(code.utf8)
