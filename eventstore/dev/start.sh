@@ -105,8 +105,11 @@ start_rabbitmq() {
   printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users.guest = true\n' "$CHRONICLE_AMQP_PORT" >"$dir/rabbitmq.conf"
   # A private epmd port: this epmd is ours alone, so `make stop` may stop it.
   detached epmd -port "$CHRONICLE_EPMD_PORT" -address 127.0.0.1 -daemon
+  # Started from its data folder: Erlang writes crash dumps (MnesiaCore.*) to its working directory.
+  pushd "$dir" >/dev/null
   detached nohup "$RABBITMQ_BIN/rabbitmq-server" >"$LOG/rabbitmq.out" 2>&1 &
   echo $! >"$dir/launcher.pid"
+  popd >/dev/null
   say "rabbitmq starting (takes 10-20 s)..."
   for _ in $(seq 1 120); do
     amqp_ready && { say "rabbitmq up on 127.0.0.1:$CHRONICLE_AMQP_PORT"; return; }
