@@ -20,14 +20,13 @@ import Testing
     static func withSummaryOnPrivateRedis(
         _ body: @Sendable (PrivateServer, ChronicleDatabase, RedisClient, RedisProjectionStore<AgentSummaryProjection>) async throws -> Void
     ) async throws {
-        let server = try PrivateServer.make("redis")
-        defer { server.destroy() }
-        try server.start()
-        try await TestServers.withDatabase(listen: true) { database in
-            let (redis, store) = try summary(on: server, for: database)
-            let runner = Task { try await ProjectorTests.runner(store, database).run() }
-            defer { runner.cancel() }
-            try await body(server, database, redis, store)
+        try await PrivateServer.with("redis") { server in
+            try await TestServers.withDatabase(listen: true) { database in
+                let (redis, store) = try summary(on: server, for: database)
+                let runner = Task { try await ProjectorTests.runner(store, database).run() }
+                defer { runner.cancel() }
+                try await body(server, database, redis, store)
+            }
         }
     }
 
@@ -63,9 +62,9 @@ import Testing
             let writing = Task { try await writer.run(database) }
 
             try await Task.sleep(for: .seconds(1))
-            try server.stop()  // no persistence: it comes back empty
+            try await server.stop()  // no persistence: it comes back empty
             try await Task.sleep(for: .milliseconds(500))
-            try server.start()
+            try await server.start()
             try await Task.sleep(for: .seconds(1))
             writer.stop.withLock { $0 = true }
             try await writing.value

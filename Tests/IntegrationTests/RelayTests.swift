@@ -92,9 +92,10 @@ import Testing
     }
 
     @Test func everyIntegrationEventArrivesAcrossABrokerOutage() async throws {
-        let broker = try PrivateServer.make("rabbitmq")
-        defer { broker.destroy() }
-        try broker.start()
+        try await PrivateServer.with("rabbitmq") { broker in try await Self.acrossABrokerOutage(broker) }
+    }
+
+    static func acrossABrokerOutage(_ broker: PrivateServer) async throws {
         try await TestServers.withDatabase(listen: true) { database in
             let settings = try AMQPSettings(url: broker.amqpURL)
             let inbox = Inbox(tenant: database.settings.database)
@@ -108,10 +109,10 @@ import Testing
             try await Self.waitFor(inbox, count: expected.count)
             #expect(inbox.count == expected.count, "before the outage")
 
-            try broker.stop()
+            try await broker.stop()
             expected += try await Self.appendAgents(database, count: 20)  // while the broker is down
             try await Task.sleep(for: .seconds(2))
-            try broker.start()
+            try await broker.start()
             expected += try await Self.appendAgents(database, count: 10)
 
             try await Self.waitFor(inbox, count: expected.count)

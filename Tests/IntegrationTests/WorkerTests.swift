@@ -100,11 +100,20 @@ import Testing
             defer { publisher.close() }
             try await publisher.connect()
             let log = Log()
-            let task = Task { try await Self.worker(queue, database, log: log, concurrency: 2) { _ in try await Task.sleep(for: .milliseconds(150)) }.run() }
+            // Each handler holds its slot until a second one runs beside it (or 5 s pass), so the
+            // bound is reached on a loaded machine too, and a third concurrent one would show.
+            let task = Task {
+                try await Self.worker(queue, database, log: log, concurrency: 2) { _ in
+                    let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+                    while log.running.withLock({ $0 }) < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+                    try await Task.sleep(for: .milliseconds(50))
+                }.run()
+            }
             defer { task.cancel() }
             let ids = (0..<8).map { "slow-\($0)" }
             try await publisher.publish(ids.map { Self.message($0, exchange: exchange) })
             try await Self.waitUntil { ids.allSatisfy { !log.attempts(of: $0).isEmpty } && log.running.withLock { $0 } == 0 }
+            #expect(ids.allSatisfy { log.attempts(of: $0) == [1] })
             #expect(log.maxRunning.withLock { $0 } == 2)
         }
     }

@@ -31,11 +31,17 @@ struct CLIProcess {
     }
 
     static func run(_ arguments: [String], environment: [String: String] = environment(), timeout: Duration = .seconds(60)) async throws -> Result {
+        try await Watchdog.step("chronicle \(arguments.joined(separator: " "))") {
+            try await runCapturing(arguments, environment: environment, timeout: timeout)
+        }
+    }
+
+    private static func runCapturing(_ arguments: [String], environment: [String: String], timeout: Duration) async throws -> Result {
         let process = try start(arguments, environment: environment, capture: true)
         let stdout = process.standardOutput as! Pipe
         let stderr = process.standardError as! Pipe
-        async let out = Task.detached { stdout.fileHandleForReading.readDataToEndOfFile() }.value
-        async let err = Task.detached { stderr.fileHandleForReading.readDataToEndOfFile() }.value
+        async let out = readToEnd(stdout.fileHandleForReading)
+        async let err = readToEnd(stderr.fileHandleForReading)
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while process.isRunning {
             if ContinuousClock.now > deadline { process.terminate() }
@@ -44,6 +50,14 @@ struct CLIProcess {
         return Result(
             status: process.terminationStatus, stdout: String(decoding: await out, as: UTF8.self),
             stderr: String(decoding: await err, as: UTF8.self))
+    }
+
+    /// Reads `handle` to its end on a thread of its own: a blocking read on one of the concurrency
+    /// pool's threads (two on a 2-core machine) stalls every other test while the child runs.
+    static func readToEnd(_ handle: FileHandle) async -> Data {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: handle.readDataToEndOfFile()) }.start()
+        }
     }
 
     /// Starts the binary. Unless `capture` (for `run`, which reads both pipes to the end), its
@@ -62,7 +76,7 @@ struct CLIProcess {
             process.standardError = Pipe()
         } else {
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-test-\(UUID().uuidString.prefix(8)).log")
-            FileManager.default.createFile(atPath: log.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             let handle = try FileHandle(forWritingTo: log)
             process.standardOutput = stdout ?? handle
             process.standardError = handle
@@ -86,6 +100,12 @@ struct CLIProcess {
 
     static func stop(_ process: Process, signal: Int32 = SIGTERM, grace: Duration = .seconds(30)) async {
         guard process.isRunning else { return }
+        await Watchdog.step("stopping pid \(process.processIdentifier) (\(process.arguments?.first ?? "")) with signal \(signal)") {
+            await stopRunning(process, signal: signal, grace: grace)
+        }
+    }
+
+    private static func stopRunning(_ process: Process, signal: Int32, grace: Duration) async {
         kill(process.processIdentifier, signal)
         let deadline = ContinuousClock.now.advanced(by: grace)
         while process.isRunning {

@@ -65,7 +65,7 @@ struct HTTPTestClient {
         }
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        let (data, response) = try await Self.session.data(for: request)
+        let (data, response) = try await Watchdog.step("\(method) \(base)\(path)") { try await Self.session.data(for: request) }
         let http = response as! HTTPURLResponse
         var fields: [String: String] = [:]
         for (key, value) in http.allHeaderFields { fields["\(key)".lowercased()] = "\(value)" }
@@ -83,7 +83,7 @@ struct HTTPTestClient {
     }
 
     /// Polls `path` until `done` holds for its JSON, or `timeout` passes; returns the last reply.
-    func poll(_ path: String, timeout: Duration = .seconds(30), until done: ([String: Any]) -> Bool) async throws -> Reply {
+    func poll(_ path: String, timeout: Duration = .seconds(60), until done: ([String: Any]) -> Bool) async throws -> Reply {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         var last = try await send("GET", path)
         while !done(last.json), ContinuousClock.now < deadline {

@@ -22,17 +22,46 @@ struct PrivateServer {
     var amqpURL: String { "amqp://guest:guest@127.0.0.1:\(environment["CHRONICLE_AMQP_PORT"]!)/%2f" }
     var redisURL: String { "redis://127.0.0.1:\(environment["CHRONICLE_REDIS_PORT"]!)/0" }
 
-    func start() throws { try script("start.sh") }
-    func stop() throws { try script("stop.sh") }
+    func start() async throws { try await script("start.sh") }
+    func stop() async throws { try await script("stop.sh") }
 
-    func destroy() {
-        try? stop()
-        try? FileManager.default.removeItem(at: data)
+    /// Makes one, starts it, runs `body`, then stops it and deletes its data, whatever happened.
+    static func with<T>(_ service: String, _ body: (PrivateServer) async throws -> T) async throws -> T {
+        let server = try make(service)
+        let result: Result<T, any Error>
+        do {
+            try await server.start()
+            result = .success(try await body(server))
+        } catch {
+            result = .failure(error)
+        }
+        try? await server.stop()
+        try? FileManager.default.removeItem(at: server.data)
+        return try result.get()
     }
 
     /// Runs a dev script and waits for it alone (posix_spawn and waitpid): Foundation's Process
-    /// would also wait for the daemons the script leaves running.
-    private func script(_ name: String) throws {
+    /// would also wait for the daemons the script leaves running. Starting RabbitMQ takes 10-60 s,
+    /// so the wait is a poll that gives its thread back meanwhile.
+    private func script(_ name: String) async throws {
+        try await Watchdog.step("\(name) \(service) (private, in \(data.path))") { try await waitForScript(name) }
+    }
+
+    private func waitForScript(_ name: String) async throws {
+        let pid = try spawn(name)
+        var status: Int32 = 0
+        while true {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid { break }
+            if reaped == -1 && errno != EINTR { throw TestServers.NotConfigured(variable: "waiting for \(name): errno \(errno)") }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        guard status == 0 else {
+            throw TestServers.NotConfigured(variable: "\(name) \(service) exited with status \(status)")
+        }
+    }
+
+    private func spawn(_ name: String) throws -> pid_t {
         let path = TestServers.root.appendingPathComponent("eventstore/dev/\(name)").path
         let arguments = ["/bin/bash", path, service]
         let environment = self.environment.map { "\($0.key)=\($0.value)" }
@@ -51,10 +80,6 @@ struct PrivateServer {
         guard posix_spawn(&pid, "/bin/bash", &actions, nil, argv, envp) == 0 else {
             throw TestServers.NotConfigured(variable: "spawning \(name)")
         }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        guard status == 0 else {
-            throw TestServers.NotConfigured(variable: "\(name) \(service) exited with status \(status)")
-        }
+        return pid
     }
 }

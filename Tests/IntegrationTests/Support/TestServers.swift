@@ -43,11 +43,15 @@ enum TestServers {
     ) async throws -> T {
         let base = try postgres()
         let name = "chronicle_test_\(UUID().uuidString.prefix(8).lowercased())"
-        try await ChronicleDatabase.withRunning(base, logger: logger) { admin in try await admin.createDatabase(name) }
+        try await Watchdog.step("creating database \(name)") {
+            try await ChronicleDatabase.withRunning(base, logger: logger) { admin in try await admin.createDatabase(name) }
+        }
         do {
-            let result = try await ChronicleDatabase.withRunning(base.with(database: name), logger: logger, listen: listen) { database in
-                if migrated { try await database.migrate(try migrator()) }
-                return try await body(database)
+            let result = try await Watchdog.step("database \(name) open (its client stops after the body)") {
+                try await ChronicleDatabase.withRunning(base.with(database: name), logger: logger, listen: listen) { database in
+                    if migrated { _ = try await Watchdog.step("migrating \(name)") { try await database.migrate(try migrator()) } }
+                    return try await Watchdog.step("the body, in database \(name)") { try await body(database) }
+                }
             }
             try await drop(name)
             return result
@@ -58,7 +62,9 @@ enum TestServers {
     }
 
     private static func drop(_ name: String) async throws {
-        try await ChronicleDatabase.withRunning(try postgres(), logger: logger) { admin in try await admin.dropDatabase(name) }
+        try await Watchdog.step("dropping database \(name)") {
+            try await ChronicleDatabase.withRunning(try postgres(), logger: logger) { admin in try await admin.dropDatabase(name) }
+        }
     }
 }
 
