@@ -33,7 +33,7 @@ run: bootstrap build-release
 test: bootstrap build
 	@$(ENV); swift test --skip-build --parallel $(SWIFT_TEST_FLAGS) 2>&1 | tee .build/test.log; rc=$${PIPESTATUS[0]}; \
 	  if [ $$rc -ne 0 ]; then echo "--- make test failed ($$rc); its failures, repeated from .build/test.log:"; \
-	    grep -aE '✘|error:|Fatal error|Test run with' .build/test.log | tail -n 60; fi; exit $$rc
+	    grep -aE '✘|error:|Fatal error|watchdog:|Test run with' .build/test.log | tail -n 60; fi; exit $$rc
 
 bench: bootstrap build-release
 	@$(ENV); .build/release/chronicle bench

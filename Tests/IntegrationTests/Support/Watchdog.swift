@@ -7,7 +7,7 @@ import Testing
 /// child processes, HTTP, private servers) register a step while they wait, and a thread of its
 /// own prints each step that has lasted over eight minutes (longer than any test takes, the API
 /// fuzzing included) to standard error, with its test, then again every eight minutes. A hung run
-/// then names what it waits on instead of going quiet.
+/// then names what it waits on instead of going quiet; after 20 minutes it ends the run (exit 70).
 enum Watchdog {
     struct Step: Sendable {
         let test: String
@@ -16,6 +16,7 @@ enum Watchdog {
     }
 
     static let report: Duration = .seconds(480)
+    static let giveUp: Duration = .seconds(1200)
     private static let steps = Mutex<[Int: Step]>([:])
     private static let counter = Atomic<Int>(0)
     private static let started: Bool = {
@@ -46,6 +47,15 @@ enum Watchdog {
                 reported[id] = now
                 let seconds = Int((now - step.since).components.seconds)
                 FileHandle.standardError.write(Data("watchdog: \(step.test) has waited \(seconds) s in: \(step.what)\n".utf8))
+            }
+            // A step this old is a hang, not a slow machine: end the run now, saying where every
+            // test stands, rather than leave CI to its own time limit with nothing said.
+            if current.values.contains(where: { now - $0.since > giveUp }) {
+                for step in current.values.sorted(by: { $0.since < $1.since }) {
+                    let seconds = Int((now - step.since).components.seconds)
+                    FileHandle.standardError.write(Data("watchdog: hung: \(step.test), \(seconds) s in: \(step.what)\n".utf8))
+                }
+                exit(70)
             }
         }
     }
