@@ -1,4 +1,5 @@
 import Adapters
+import Commands
 import Events
 import Foundation
 import Testing
@@ -66,6 +67,36 @@ import Testing
                 #expect(try await admin.send("GET", "/api/v1/sandbox/executions/\(id)").status == 200)
                 #expect(try await client.send("GET", "/api/v1/sandbox/executions/not-a-uuid").status == 404)
                 #expect(try await client.send("GET", "/api/v1/sandbox/executions/\(UUID())").status == 404)
+            }
+        }
+    }
+
+    /// A run whose stream has ended but which the read model has not reached yet is shown as it
+    /// was requested (pending, with that version's ETag), never as ended without its outcome.
+    @Test func aRunTheReadModelHasNotReachedIsShownAsRequestedNeverEndedWithoutItsOutcome() async throws {
+        try await TestServers.withDatabase { database in
+            // No projectors in this server: the read model never sees the run, and its table
+            // does not exist (no projector has ever run against this database).
+            try await AgentsEndToEndTests.withServer(database, roles: "api") { client, _ in
+                let accepted = try await client.send("POST", "/api/v1/sandbox/execute", json: ["code": "print(1)"])
+                #expect(accepted.status == 202)
+                let id = try #require(accepted.json["execution_id"] as? String)
+                let executionID = try #require(UUID(uuidString: id))
+                let handler = CommandHandler<CodeExecutionDecider>(store: database.eventStore)
+                let stream = CodeExecutionDecider.streamID(executionID)
+                _ = try await handler.handle(.start(executionID: executionID, attempt: 1, now: Date()), on: stream, context: CommandContext())
+                let failed = CodeExecutionFailed(
+                    executionID: executionID, attempt: 1, error: "boom", output: .empty, exitCode: 1, signal: nil, usage: nil, failedAt: Date())
+                _ = try await handler.handle(.finish(.failed(failed), attempt: 1), on: stream, context: CommandContext())
+
+                let shown = try await client.send("GET", "/api/v1/sandbox/executions/\(id)")
+                #expect(shown.status == 200)
+                #expect(shown.json["status"] as? String == "pending")
+                #expect(shown.json["error"] is NSNull)
+                #expect(shown.headers["etag"] != nil && shown.headers["etag"] == accepted.headers["etag"])
+                // Read models no projector has made yet read as empty, not as server errors.
+                let agents = try await client.send("GET", "/api/v1/agents")
+                #expect(agents.status == 200 && agents.json["total_count"] as? Int == 0, "\(agents.status): \(agents.text)")
             }
         }
     }

@@ -79,12 +79,15 @@ public struct SandboxController: Sendable {
             execution = SandboxDTO.Execution(view)
             version = view.version
         } else {
-            // Accepted but not yet in the read model: its stream says it exists and is pending,
-            // so a client polling right after the 202 never sees a 404 for its own run.
-            let (state, streamVersion) = try await executions.load(CodeExecutionDecider.streamID(id).description)
+            // Accepted but not yet in the read model: its stream says it exists, so a client polling
+            // right after the 202 never sees a 404 for its own run. It is shown as it was when
+            // requested (pending, version 1), the state the read model will pass through: the
+            // stream may already say "completed", but the outcome is the read model's to give, and
+            // "completed" without it would end a client's polling with nothing to read.
+            let (state, _) = try await executions.load(CodeExecutionDecider.streamID(id).description)
             guard let requested = state.request, principal.mayAccess(owner: requested.ownerID) else { throw Self.executionNotFound }
-            execution = SandboxDTO.Execution(requested, status: state.status.rawValue)
-            version = streamVersion
+            execution = SandboxDTO.Execution(requested, status: CodeExecutionDecider.Status.pending.rawValue)
+            version = 1
         }
         return try Reply.json(execution, status: .ok, version: version, context: context)
     }

@@ -39,28 +39,32 @@ public struct AgentReadModels: AgentQueries {
     }
 
     public func agents(owner: String?, page: Int, pageSize: Int) async throws -> Page<AgentView> {
-        let offset = (page - 1) * pageSize
-        var items: [AgentView] = []
-        var total = 0
-        let rows = try await client.query("""
-            SELECT agent_id, owner_id, name, instructions, model, temperature, max_tokens, plugins::text, status, version, created_at, updated_at
-            FROM agents_by_owner WHERE status <> 'deleted' AND (\(owner)::text IS NULL OR owner_id = \(owner))
-            ORDER BY created_at DESC, agent_id LIMIT \(pageSize) OFFSET \(offset)
-            """, logger: logger)
-        for try await row in rows.decode(AgentRow.self) { items.append(Self.agent(row)) }
-        let counted = try await client.query(
-            "SELECT count(*) FROM agents_by_owner WHERE status <> 'deleted' AND (\(owner)::text IS NULL OR owner_id = \(owner))", logger: logger)
-        for try await count in counted.decode(Int64.self) { total = Int(count) }
-        return Page(items: items, page: page, pageSize: pageSize, totalCount: total)
+        try await readModel(orIfAbsent: Page(items: [], page: page, pageSize: pageSize, totalCount: 0)) {
+            let offset = (page - 1) * pageSize
+            var items: [AgentView] = []
+            var total = 0
+            let rows = try await client.query("""
+                SELECT agent_id, owner_id, name, instructions, model, temperature, max_tokens, plugins::text, status, version, created_at, updated_at
+                FROM agents_by_owner WHERE status <> 'deleted' AND (\(owner)::text IS NULL OR owner_id = \(owner))
+                ORDER BY created_at DESC, agent_id LIMIT \(pageSize) OFFSET \(offset)
+                """, logger: logger)
+            for try await row in rows.decode(AgentRow.self) { items.append(Self.agent(row)) }
+            let counted = try await client.query(
+                "SELECT count(*) FROM agents_by_owner WHERE status <> 'deleted' AND (\(owner)::text IS NULL OR owner_id = \(owner))", logger: logger)
+            for try await count in counted.decode(Int64.self) { total = Int(count) }
+            return Page(items: items, page: page, pageSize: pageSize, totalCount: total)
+        }
     }
 
     public func agent(_ id: UUID) async throws -> AgentView? {
-        let rows = try await client.query("""
-            SELECT agent_id, owner_id, name, instructions, model, temperature, max_tokens, plugins::text, status, version, created_at, updated_at
-            FROM agents_by_owner WHERE agent_id = \(id)
-            """, logger: logger)
-        for try await row in rows.decode(AgentRow.self) { return Self.agent(row) }
-        return nil
+        try await readModel(orIfAbsent: nil) {
+            let rows = try await client.query("""
+                SELECT agent_id, owner_id, name, instructions, model, temperature, max_tokens, plugins::text, status, version, created_at, updated_at
+                FROM agents_by_owner WHERE agent_id = \(id)
+                """, logger: logger)
+            for try await row in rows.decode(AgentRow.self) { return Self.agent(row) }
+            return nil
+        }
     }
 
     typealias ExecutionRow = (UUID, UUID, String, String, String?, String?, String, Int64, Int64, Double, Int64?, Date, Date?, Int64)
@@ -78,19 +82,21 @@ public struct AgentReadModels: AgentQueries {
         """
 
     public func executions(agent: UUID, status: String?, page: Int, pageSize: Int) async throws -> Page<ExecutionView> {
-        let offset = (page - 1) * pageSize
-        var items: [ExecutionView] = []
-        var total = 0
-        let rows = try await client.query(PostgresQuery(unsafeSQL: """
-            SELECT \(Self.executionColumns) FROM agent_executions
-            WHERE agent_id = $1 AND ($2::text IS NULL OR status = $2)
-            ORDER BY requested_at DESC, execution_id LIMIT $3 OFFSET $4
-            """, binds: try Self.binds(agent, status, pageSize, offset)), logger: logger)
-        for try await row in rows.decode(ExecutionRow.self) { items.append(Self.execution(row)) }
-        let counted = try await client.query(
-            "SELECT count(*) FROM agent_executions WHERE agent_id = \(agent) AND (\(status)::text IS NULL OR status = \(status))", logger: logger)
-        for try await count in counted.decode(Int64.self) { total = Int(count) }
-        return Page(items: items, page: page, pageSize: pageSize, totalCount: total)
+        try await readModel(orIfAbsent: Page(items: [], page: page, pageSize: pageSize, totalCount: 0)) {
+            let offset = (page - 1) * pageSize
+            var items: [ExecutionView] = []
+            var total = 0
+            let rows = try await client.query(PostgresQuery(unsafeSQL: """
+                SELECT \(Self.executionColumns) FROM agent_executions
+                WHERE agent_id = $1 AND ($2::text IS NULL OR status = $2)
+                ORDER BY requested_at DESC, execution_id LIMIT $3 OFFSET $4
+                """, binds: try Self.binds(agent, status, pageSize, offset)), logger: logger)
+            for try await row in rows.decode(ExecutionRow.self) { items.append(Self.execution(row)) }
+            let counted = try await client.query(
+                "SELECT count(*) FROM agent_executions WHERE agent_id = \(agent) AND (\(status)::text IS NULL OR status = \(status))", logger: logger)
+            for try await count in counted.decode(Int64.self) { total = Int(count) }
+            return Page(items: items, page: page, pageSize: pageSize, totalCount: total)
+        }
     }
 
     static func binds(_ agent: UUID, _ status: String?, _ limit: Int, _ offset: Int) throws -> PostgresBindings {
@@ -103,14 +109,16 @@ public struct AgentReadModels: AgentQueries {
     }
 
     public func execution(_ id: UUID) async throws -> ExecutionView? {
-        if let cached = try? await cachedExecution(id) { return cached }
-        let rows = try await client.query(PostgresQuery(unsafeSQL: "SELECT \(Self.executionColumns) FROM agent_executions WHERE execution_id = $1", binds: {
-            var binds = PostgresBindings()
-            binds.append(id)
-            return binds
-        }()), logger: logger)
-        for try await row in rows.decode(ExecutionRow.self) { return Self.execution(row) }
-        return nil
+        try await readModel(orIfAbsent: nil) {
+            if let cached = try? await cachedExecution(id) { return cached }
+            let rows = try await client.query(PostgresQuery(unsafeSQL: "SELECT \(Self.executionColumns) FROM agent_executions WHERE execution_id = $1", binds: {
+                var binds = PostgresBindings()
+                binds.append(id)
+                return binds
+            }()), logger: logger)
+            for try await row in rows.decode(ExecutionRow.self) { return Self.execution(row) }
+            return nil
+        }
     }
 
     /// The Redis hash, if it holds the execution (it may have expired, or Redis may be behind).
@@ -138,30 +146,34 @@ public struct AgentReadModels: AgentQueries {
     }
 
     public func usage(agent: UUID, days: Int) async throws -> [AgentUsageDay] {
-        var result: [AgentUsageDay] = []
-        let rows = try await client.query("""
-            SELECT day::text, model_calls, executions, completed, failed, prompt_tokens, completion_tokens, cost
-            FROM agent_usage_daily WHERE agent_id = \(agent) AND day > (now() AT TIME ZONE 'UTC')::date - \(Int32(days))::integer
-            ORDER BY day DESC
-            """, logger: logger)
-        for try await (day, calls, executions, completed, failed, prompt, completion, cost)
-            in rows.decode((String, Int64, Int64, Int64, Int64, Int64, Int64, Double).self)
-        {
-            result.append(AgentUsageDay(
-                day: day, modelCalls: Int(calls), executions: Int(executions), completed: Int(completed), failed: Int(failed),
-                promptTokens: Int(prompt), completionTokens: Int(completion), cost: cost))
+        try await readModel(orIfAbsent: []) {
+            var result: [AgentUsageDay] = []
+            let rows = try await client.query("""
+                SELECT day::text, model_calls, executions, completed, failed, prompt_tokens, completion_tokens, cost
+                FROM agent_usage_daily WHERE agent_id = \(agent) AND day > (now() AT TIME ZONE 'UTC')::date - \(Int32(days))::integer
+                ORDER BY day DESC
+                """, logger: logger)
+            for try await (day, calls, executions, completed, failed, prompt, completion, cost)
+                in rows.decode((String, Int64, Int64, Int64, Int64, Int64, Int64, Double).self)
+            {
+                result.append(AgentUsageDay(
+                    day: day, modelCalls: Int(calls), executions: Int(executions), completed: Int(completed), failed: Int(failed),
+                    promptTokens: Int(prompt), completionTokens: Int(completion), cost: cost))
+            }
+            return result
         }
-        return result
     }
 
     public func typicalDurationMs(agent: UUID) async throws -> Int? {
-        let rows = try await client.query("""
-            SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ms) FROM (
-                SELECT duration_ms FROM agent_executions WHERE agent_id = \(agent) AND status = 'completed'
-                ORDER BY requested_at DESC LIMIT 20) recent
-            """, logger: logger)
-        for try await value in rows.decode(Int64?.self) { return value.map(Int.init) }
-        return nil
+        try await readModel(orIfAbsent: nil) {
+            let rows = try await client.query("""
+                SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ms) FROM (
+                    SELECT duration_ms FROM agent_executions WHERE agent_id = \(agent) AND status = 'completed'
+                    ORDER BY requested_at DESC LIMIT 20) recent
+                """, logger: logger)
+            for try await value in rows.decode(Int64?.self) { return value.map(Int.init) }
+            return nil
+        }
     }
 
     public func waitForAgents(_ checkpoint: Checkpoint, timeout: Duration) async throws -> Bool {

@@ -23,19 +23,21 @@ public struct SandboxReadModels: SandboxQueries {
     )
 
     public func execution(_ id: UUID) async throws -> CodeExecutionView? {
-        let rows = try await client.query("""
-            SELECT execution_id, owner_id, language, status, timeout_seconds, stdout, stderr, stdout_bytes, stderr_bytes, error, exit_code,
-                   signal, limit_name, duration_ms, cpu_ms, peak_memory_bytes, requested_at, started_at, finished_at, version
-            FROM code_executions WHERE execution_id = \(id)
-            """, logger: logger)
-        for try await row in rows.decode(Row.self) {
-            return CodeExecutionView(
-                id: row.0, ownerID: row.1, language: row.2, status: row.3, timeoutSeconds: Int(row.4), stdout: row.5, stderr: row.6,
-                stdoutBytes: row.7, stderrBytes: row.8, error: row.9, exitCode: row.10.map(Int.init), signal: row.11.map(Int.init),
-                limit: row.12, durationMs: row.13.map(Int.init), cpuMs: row.14.map(Int.init), peakMemoryBytes: row.15, requestedAt: row.16,
-                startedAt: row.17, finishedAt: row.18, version: row.19)
+        try await readModel(orIfAbsent: nil) {
+            let rows = try await client.query("""
+                SELECT execution_id, owner_id, language, status, timeout_seconds, stdout, stderr, stdout_bytes, stderr_bytes, error, exit_code,
+                       signal, limit_name, duration_ms, cpu_ms, peak_memory_bytes, requested_at, started_at, finished_at, version
+                FROM code_executions WHERE execution_id = \(id)
+                """, logger: logger)
+            for try await row in rows.decode(Row.self) {
+                return CodeExecutionView(
+                    id: row.0, ownerID: row.1, language: row.2, status: row.3, timeoutSeconds: Int(row.4), stdout: row.5, stderr: row.6,
+                    stdoutBytes: row.7, stderrBytes: row.8, error: row.9, exitCode: row.10.map(Int.init), signal: row.11.map(Int.init),
+                    limit: row.12, durationMs: row.13.map(Int.init), cpuMs: row.14.map(Int.init), peakMemoryBytes: row.15, requestedAt: row.16,
+                    startedAt: row.17, finishedAt: row.18, version: row.19)
+            }
+            return nil
         }
-        return nil
     }
 
     public func waitForExecutions(_ checkpoint: Checkpoint, timeout: Duration) async throws -> Bool {
