@@ -9,7 +9,7 @@ import ServiceLifecycle
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the API, the projectors, the relay and the workers (or some of them). Stops gracefully on SIGTERM.")
+        abstract: "Run the API, the projectors, the relay and the workers (or some of them). Stops gracefully on SIGTERM, within $CHRONICLE_SHUTDOWN_GRACE_SECONDS (30).")
 
     @OptionGroup var connection: ConnectionOptions
 
@@ -53,7 +53,9 @@ struct Serve: AsyncParsableCommand {
         let agents = try AgentsConfiguration.fromEnvironment(logger: logger)
         let identity = try await IdentityConfiguration.fromEnvironment(logger: logger)
         let sandbox = try SandboxConfiguration.fromEnvironment(logger: logger)
+        let grace = try ShutdownDeadline.grace(from: env)
         try await ChronicleDatabase.preflight(postgres, logger: logger)
+        ShutdownDeadline.arm(grace: grace, logger: logger)
 
         let registry = PrometheusCollectorRegistry()
         let metrics = PrometheusMetricsFactory(registry: registry)

@@ -151,6 +151,49 @@ import Testing
         }
     }
 
+    /// A server whose database has gone away still stops on SIGTERM: after its grace it says so
+    /// and exits 1, instead of waiting for the database forever. (A database of its own, outside
+    /// `withDatabase`, whose client would itself be left with a dropped database.)
+    @Test func aServerWhoseDatabaseIsGoneStillStopsOnSIGTERMWithinItsGrace() async throws {
+        let base = try TestServers.postgres()
+        let name = "chronicle_test_\(UUID().uuidString.prefix(8).lowercased())"
+        func dropIt() async throws {
+            try await ChronicleDatabase.withRunning(base, logger: TestServers.logger) { admin in try await admin.dropDatabase(name) }
+        }
+        try await ChronicleDatabase.withRunning(base, logger: TestServers.logger) { admin in try await admin.createDatabase(name) }
+        do {
+            try await ChronicleDatabase.withRunning(base.with(database: name), logger: TestServers.logger) { database in
+                _ = try await database.migrate(try TestServers.migrator())
+            }
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-grace-\(UUID().uuidString.prefix(8)).log")
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+            let handle = try FileHandle(forWritingTo: log)
+            let process = try CLIProcess.start(
+                ["serve", "--roles", "projectors,relay", "--database-url", "postgres://\(base.username)@\(base.host):\(base.port)/\(name)?sslmode=disable"],
+                environment: CLIProcess.environment(["CHRONICLE_SHUTDOWN_GRACE_SECONDS": "2"]), stdout: handle, stderr: handle)
+            func written() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+            try await CLIProcess.stopping(process, grace: .seconds(60)) {
+                // Working: it has taken its leases.
+                for _ in 0..<300 where !written().contains("lease taken") { try await Task.sleep(for: .milliseconds(100)) }
+                #expect(written().contains("lease taken"), "\(written().suffix(2000))")
+                try await dropIt()
+                try await Task.sleep(for: .milliseconds(500))
+                let sent = ContinuousClock.now
+                kill(process.processIdentifier, SIGTERM)
+                for _ in 0..<300 where process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+                let took = ContinuousClock.now - sent
+                #expect(!process.isRunning, "serve ignored SIGTERM for 30 s with its database gone")
+                #expect(took >= .seconds(2), "it stopped before its grace: \(took)")
+                if !process.isRunning { #expect(process.terminationStatus == 1) }
+                #expect(written().contains("graceful shutdown did not finish; stopping now"), "\(written().suffix(2000))")
+            }
+        } catch {
+            try? await dropIt()
+            throw error
+        }
+        try await dropIt()
+    }
+
     @Test func usersCreateSetsAPasswordThatSignsInAndSaysWhatItDid() async throws {
         try await TestServers.withDatabase { database in
             let url = Self.url(database)

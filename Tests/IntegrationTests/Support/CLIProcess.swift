@@ -64,7 +64,8 @@ struct CLIProcess {
     /// output goes to a log file under the temporary folder: a long-lived server writing into a
     /// pipe nobody reads blocks once the pipe's 64 KiB are full, and stops answering.
     static func start(
-        _ arguments: [String], environment: [String: String] = environment(), stdout: FileHandle? = nil, capture: Bool = false
+        _ arguments: [String], environment: [String: String] = environment(), stdout: FileHandle? = nil, stderr: FileHandle? = nil,
+        capture: Bool = false
     ) throws -> Process {
         let process = Process()
         process.executableURL = try binary()
@@ -72,14 +73,14 @@ struct CLIProcess {
         process.environment = environment
         process.currentDirectoryURL = TestServers.root
         if capture {
-            process.standardOutput = stdout ?? Pipe()
+            process.standardOutput = Pipe()
             process.standardError = Pipe()
         } else {
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-test-\(UUID().uuidString.prefix(8)).log")
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             let handle = try FileHandle(forWritingTo: log)
             process.standardOutput = stdout ?? handle
-            process.standardError = handle
+            process.standardError = stderr ?? handle
         }
         try process.run()
         return process
