@@ -82,7 +82,9 @@ import Testing
         defer { publisher.close() }
         try await publisher.publish(Self.messages(10, exchange: exchange))
         let consumer = AMQPConsumer(settings: settings, topology: topology, queue: queue, prefetch: 3, logger: TestServers.logger)
-        let received = try await Self.receive(consumer, count: 10, timeout: .seconds(2), ack: false)
+        // Unacked, only the prefetch's 3 ever arrive, however long it waits (5 s: a loaded
+        // machine may take a while to deliver even those).
+        let received = try await Self.receive(consumer, count: 10, timeout: .seconds(5), ack: false)
         #expect(received.count == 3)
     }
 
