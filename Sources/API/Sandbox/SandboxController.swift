@@ -86,7 +86,7 @@ public struct SandboxController: Sendable {
             // "completed" without it would end a client's polling with nothing to read.
             let (state, _) = try await executions.load(CodeExecutionDecider.streamID(id).description)
             guard let requested = state.request, principal.mayAccess(owner: requested.ownerID) else { throw Self.executionNotFound }
-            execution = SandboxDTO.Execution(requested, status: CodeExecutionDecider.Status.pending.rawValue)
+            execution = SandboxDTO.Execution(requested)
             version = 1
         }
         return try Reply.json(execution, status: .ok, version: version, context: context)

@@ -108,10 +108,10 @@ enum SandboxDTO {
             finishedAt = view.finishedAt.map(Timestamp.format)
         }
 
-        /// A run known only from its stream (not yet in the read model).
-        init(_ requested: CodeExecutionRequested, status: String) {
+        /// A run known only from its stream (not yet in the read model), as it was requested.
+        init(_ requested: CodeExecutionRequested) {
             executionID = requested.executionID.uuidString.lowercased()
-            self.status = status
+            status = CodeExecutionDecider.Status.pending.rawValue
             language = requested.language
             outputTruncated = false
             timeoutSeconds = requested.limits.timeoutSeconds

@@ -3,6 +3,7 @@ import PostgresNIO
 /// Reads PostgresNIO's errors without leaking connection details into user-facing text.
 enum PostgresErrors {
     static let uniqueViolation = "23505"
+    static let undefinedTable = "42P01"
 
     static func sqlState(_ error: any Error) -> String? {
         (error as? PSQLError)?.serverInfo?[.sqlState]

@@ -225,7 +225,7 @@ public struct PostgresEventStore: EventStore {
 
     private func unavailable(_ error: any Error) -> any Error {
         if error is EventStoreError { return error }
-        if PostgresErrors.sqlState(error) == "42P01" {
+        if PostgresErrors.sqlState(error) == PostgresErrors.undefinedTable {
             return EventStoreError.unavailable("the database has no event store schema; run 'chronicle migrate'")
         }
         logger.error("event store query failed", metadata: ["error": "\(String(reflecting: error))"])

@@ -109,8 +109,8 @@ public struct AgentReadModels: AgentQueries {
     }
 
     public func execution(_ id: UUID) async throws -> ExecutionView? {
-        try await readModel(orIfAbsent: nil) {
-            if let cached = try? await cachedExecution(id) { return cached }
+        if let cached = try? await cachedExecution(id) { return cached }
+        return try await readModel(orIfAbsent: nil) {
             let rows = try await client.query(PostgresQuery(unsafeSQL: "SELECT \(Self.executionColumns) FROM agent_executions WHERE execution_id = $1", binds: {
                 var binds = PostgresBindings()
                 binds.append(id)

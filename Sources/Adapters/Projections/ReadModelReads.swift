@@ -5,7 +5,7 @@
 func readModel<T>(orIfAbsent empty: @autoclosure () -> T, _ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
-    } catch where PostgresErrors.sqlState(error) == "42P01" {
+    } catch where PostgresErrors.sqlState(error) == PostgresErrors.undefinedTable {
         return empty()
     }
 }
