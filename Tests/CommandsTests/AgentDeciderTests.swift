@@ -30,6 +30,16 @@ import Testing
         try Spec.given().when(Self.create(name: name)).thenThrows("agent.name_length")
     }
 
+    /// The probe stored a 600 KB name as 255 "characters": one letter and 300,000 combining marks.
+    @Test func rejectsANameOfOneCharacterAndHundredsOfKilobytes() throws {
+        try Spec.given().when(Self.create(name: "a" + String(repeating: "\u{0301}", count: 300_000))).thenThrows("agent.name_length")
+    }
+
+    @Test func acceptsA255CharacterNameInAnyScript() throws {
+        let events = try AgentDecider.decide(Self.create(name: String(repeating: "😀", count: 255)), state: AgentDecider.initialState)
+        #expect(events.count == 1)
+    }
+
     @Test func acceptsA255CharacterName() throws {
         let name = String(repeating: "x", count: 255)
         let events = try AgentDecider.decide(Self.create(name: name), state: AgentDecider.initialState)

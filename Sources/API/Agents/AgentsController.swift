@@ -91,7 +91,7 @@ public struct AgentsController: Sendable {
         _ = try await ownedAgent(agentID, principal)
         let body = try await request.decode(as: AgentDTO.Update.self, context: context)
         guard !body.isEmpty else {
-            throw Problem(.unprocessableContent, code: "agent.update_empty", detail: "name no field to change")
+            throw Problem(.unprocessableContent, code: "agent.update_empty", detail: "the body changes nothing: give at least one of name, instructions, model, temperature, max_tokens or plugins")
         }
         let command = try CommandContext.from(request, context: context)
         let result = try await agents.handle(

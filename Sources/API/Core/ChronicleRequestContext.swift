@@ -47,7 +47,8 @@ public struct ChronicleRequestContext: RequestContext {
     /// JSON bodies up to 1 MiB; larger ones answer 413.
     public var maxUploadSize: Int { 1 << 20 }
 
-    public var requestDecoder: JSONDecoder { JSONDecoder() }
+    /// Size and depth are checked before decoding; problems name JSON types and paths.
+    public var requestDecoder: BoundedJSONDecoder { BoundedJSONDecoder() }
 
     public var responseEncoder: JSONEncoder {
         let encoder = JSONEncoder()

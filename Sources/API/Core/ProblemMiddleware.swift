@@ -2,6 +2,8 @@ import Commands
 import Events
 import Hummingbird
 import Logging
+import NIOCore
+import NIOHTTP1
 
 /// Turns every error a route throws into a `Problem`: domain errors into 4xx, Hummingbird's own
 /// errors (unknown route, bad body) into their status, and anything else into a 500 whose text
@@ -56,6 +58,11 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 default: "http.\(error.status.code)"
                 }
             return Problem(error.status, code: code, detail: error.status.code < 500 ? error.body : nil, headers: error.headers)
+        case is NIOTooManyBytesError:
+            return Problem(.contentTooLarge, code: "request.too_large", detail: "the request body is too large")
+        case is HTTPParserError:
+            // A malformed body (a bad chunk, say) surfaces while a route reads it.
+            return Problem(.badRequest, code: "request.malformed_http", detail: "the request is not valid HTTP/1.1")
         case is DecodingError:
             return Problem(.badRequest, code: "request.malformed", detail: "the request body is not valid JSON of the expected shape")
         default:

@@ -71,7 +71,7 @@ extension CommandContext {
     static func from(_ request: Request, context: ChronicleRequestContext) throws -> CommandContext {
         let principal = try context.requirePrincipal()
         let key = request.headers[.init("Idempotency-Key")!]
-        if let key, !(1...200).contains(key.count) || key.contains(where: { $0.isNewline }) {
+        if let key, !TextLimit(characters: 1...200).admits(key) || key.contains(where: { $0.isNewline }) {
             throw Problem(.badRequest, code: "request.invalid_idempotency_key", detail: "Idempotency-Key must be 1 to 200 characters on one line")
         }
         return CommandContext(

@@ -69,7 +69,7 @@ public struct AuthController: Sendable {
         if let type = grant.grantType, type != "password" {
             throw Problem(.badRequest, code: "auth.unsupported_grant_type", detail: "only grant_type=password is supported here")
         }
-        guard !grant.username.isEmpty, !grant.password.isEmpty, grant.username.count <= 254, grant.password.count <= 256 else { throw Self.invalid }
+        guard !grant.username.isEmpty, !grant.password.isEmpty, grant.username.utf8.count <= 254, TextLimit(characters: 1...256).admits(grant.password) else { throw Self.invalid }
         let userID = UserDecider.userID(email: grant.username)
         if let limiter, loginsPerMinute > 0 {
             // Against guessing: per account. If the limiter is down, sign-in still works (the
@@ -100,7 +100,7 @@ public struct AuthController: Sendable {
     static func grant(_ request: Request, context: ChronicleRequestContext) async throws -> Grant {
         let type = request.headers[.contentType]?.lowercased() ?? ""
         guard type.hasPrefix("application/x-www-form-urlencoded") else { return try await request.decode(as: Grant.self, context: context) }
-        let body = try await request.body.collect(upTo: context.maxUploadSize)
+        let body = try await BoundedJSONDecoder.collect(request, limit: context.maxUploadSize)
         var fields: [String: String] = [:]
         for pair in String(buffer: body).split(separator: "&") {
             let kv = pair.split(separator: "=", maxSplits: 1).map { $0.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0) }

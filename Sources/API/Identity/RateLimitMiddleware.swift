@@ -32,8 +32,18 @@ public struct RateLimitMiddleware: RouterMiddleware {
         self.settings = settings
     }
 
-    static func isExpensive(_ request: Request) -> Bool {
-        request.method == .post && request.uri.path.hasSuffix("/execute")
+    /// The routes with a limit of their own, by the template of the route the router matched and
+    /// the bucket they count in. Never by the raw path: the router also matches `/execute/` and
+    /// `//api/v1/...`, and every variant it accepts must count exactly like the canonical form.
+    public static let expensiveRoutes: [String: String] = [
+        "/api/v1/agents/{id}/execute": "agents",
+        "/api/v1/sandbox/execute": "sandbox",
+    ]
+
+    /// The execution bucket of a request, or nil for an ordinary one.
+    static func executionBucket(_ request: Request, context: Context) -> String? {
+        guard request.method == .post, let route = context.endpointPath else { return nil }
+        return expensiveRoutes[route]
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -42,10 +52,10 @@ public struct RateLimitMiddleware: RouterMiddleware {
         if let perMinute = settings.perTier[principal.tier], perMinute > 0 {
             limits.append(RateLimit(key: "user:\(principal.userID)", limit: perMinute))
         }
-        let expensive = Self.isExpensive(request)
-        if expensive, settings.executePerMinute > 0 {
-            let endpoint = request.uri.path.hasPrefix("/api/v1/sandbox/") ? "sandbox" : "agents"
-            limits.append(RateLimit(key: "execute:\(endpoint):\(principal.userID)", limit: settings.executePerMinute))
+        let bucket = Self.executionBucket(request, context: context)
+        let expensive = bucket != nil
+        if let bucket, settings.executePerMinute > 0 {
+            limits.append(RateLimit(key: "execute:\(bucket):\(principal.userID)", limit: settings.executePerMinute))
         }
         guard !limits.isEmpty else { return try await next(request, context) }
         let decision: RateDecision

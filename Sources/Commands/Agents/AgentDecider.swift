@@ -41,6 +41,7 @@ public enum AgentDecider: SnapshottingDecider {
         case .changeInstructions(let change):
             try requireActive(state)
             guard change.instructions != state.instructions else { return [] }
+            try AgentRules.validate(instructions: change.instructions)
             return [.instructionsChanged(AgentInstructionsChanged(
                 agentID: change.agentID, instructions: change.instructions, changedAt: change.now))]
         case .update(let update):
@@ -124,6 +125,7 @@ public struct CreateAgent: Sendable, Equatable {
 
     func validate() throws {
         try AgentRules.validate(name: name)
+        try AgentRules.validate(instructions: instructions)
         try AgentRules.validate(settings)
         try AgentPlugins.validate(plugins)
         guard Set(plugins).count == plugins.count else {
@@ -136,19 +138,20 @@ public struct CreateAgent: Sendable, Equatable {
 enum AgentRules {
     /// Far above any model's output limit today; a bound so nonsense (2^62) is refused here.
     static let maxTokensLimit = 1_000_000
+    public static let name = TextLimit(characters: 1...255)
+    public static let model = TextLimit(characters: 1...200)
+    public static let instructions = TextLimit(characters: 0...100_000)
 
     static func validate(name: String) throws {
-        let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...255).contains(trimmed.count) else {
-            throw DomainError(.invalid, code: "agent.name_length", "name must be 1 to 255 characters")
-        }
+        try Self.name.check(name.trimmingCharacters(in: .whitespacesAndNewlines), field: "name", code: "agent.name_length")
+    }
+
+    static func validate(instructions: String) throws {
+        try Self.instructions.check(instructions, field: "instructions", code: "agent.instructions_length")
     }
 
     static func validate(_ settings: AgentModelSettings) throws {
-        let model = settings.model.trimmingCharacters(in: .whitespaces)
-        guard (1...200).contains(model.count) else {
-            throw DomainError(.invalid, code: "agent.model", "model must be 1 to 200 characters")
-        }
+        try Self.model.check(settings.model.trimmingCharacters(in: .whitespaces), field: "model", code: "agent.model")
         guard (0...2).contains(settings.temperature) else {
             throw DomainError(.invalid, code: "agent.temperature_range", "temperature must be between 0 and 2")
         }
@@ -191,6 +194,7 @@ public struct UpdateAgent: Sendable, Equatable {
             events.append(.renamed(AgentRenamed(agentID: agentID, name: name, renamedAt: now)))
         }
         if let instructions, instructions != state.instructions {
+            try AgentRules.validate(instructions: instructions)
             events.append(.instructionsChanged(AgentInstructionsChanged(agentID: agentID, instructions: instructions, changedAt: now)))
         }
         if let current = state.settings {

@@ -131,6 +131,7 @@ public enum AgentExecutionDecider: Decider {
 /// takes its instructions, settings and plugins from it.
 public struct RequestAgentExecution: Sendable, Equatable {
     public static let maxInputCharacters = 32_000
+    public static let input = TextLimit(characters: 0...maxInputCharacters)
     public static let maxParametersBytes = 16_384
 
     public var executionID: UUID
@@ -164,9 +165,7 @@ public struct RequestAgentExecution: Sendable, Equatable {
         guard !input.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw DomainError(.invalid, code: "execution.input_empty", "input must not be empty")
         }
-        guard input.count <= Self.maxInputCharacters else {
-            throw DomainError(.invalid, code: "execution.input_too_long", "input must be at most \(Self.maxInputCharacters) characters")
-        }
+        try Self.input.check(input, field: "input", code: "execution.input_too_long")
         let parameterBytes = (try? EventCoding.encode(parameters).count) ?? .max
         guard parameterBytes <= Self.maxParametersBytes else {
             throw DomainError(.invalid, code: "execution.parameters_too_large", "parameters must be at most \(Self.maxParametersBytes) bytes of JSON")

@@ -13,7 +13,7 @@ public enum MathExpression {
     static let maxDepth = 64
 
     public static func evaluate(_ text: String) throws -> Double {
-        guard text.count <= maxLength else { throw Error("expression longer than \(maxLength) characters") }
+        guard TextLimit(characters: 0...maxLength).admits(text) else { throw Error("expression longer than \(maxLength) characters") }
         var parser = Parser(Array(text.unicodeScalars))
         let value = try parser.expression()
         parser.skipSpaces()

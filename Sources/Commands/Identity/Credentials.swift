@@ -17,8 +17,6 @@ public protocol CredentialStore: Sendable {
 /// The rules a new password must meet.
 public enum PasswordPolicy {
     public static func validate(_ password: String) throws {
-        guard (12...256).contains(password.count) else {
-            throw DomainError(.invalid, code: "user.password_length", "password must be 12 to 256 characters")
-        }
+        try TextLimit(characters: 12...256).check(password, field: "password", code: "user.password_length")
     }
 }

@@ -132,15 +132,14 @@ public struct RegisterUser: Sendable, Equatable {
     func validate() throws {
         let email = UserDecider.normalise(self.email)
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        guard email.count <= 254, parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, !parts[1].hasPrefix("."),
+        guard email.utf8.count <= 254, parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, !parts[1].hasPrefix("."),
             !parts[1].hasSuffix("."), !email.contains(where: { $0.isWhitespace || $0.isNewline })
         else {
             throw DomainError(.invalid, code: "user.email_invalid", "email must look like name@example.com")
         }
-        guard (1...100).contains(displayName.trimmingCharacters(in: .whitespaces).count) else {
-            throw DomainError(.invalid, code: "user.display_name_length", "display name must be 1 to 100 characters")
-        }
-        guard (1...100).contains(tenantID.count), tenantID.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+        try TextLimit(characters: 1...100).check(
+            displayName.trimmingCharacters(in: .whitespaces), field: "display name", code: "user.display_name_length")
+        guard TextLimit(characters: 1...100).admits(tenantID), tenantID.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
             throw DomainError(.invalid, code: "user.tenant_invalid", "tenant must be 1 to 100 letters, digits, '-', '_' or '.'")
         }
     }

@@ -1,0 +1,194 @@
+import API
+import Commands
+import Events
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Prometheus
+import Synchronization
+import Testing
+
+/// Regressions of the probe of issue 17, each named after what the probe found.
+@Suite struct HardeningTests {
+    /// Allows everything and records the keys each request counted against.
+    final class RecordingLimiter: RateLimiter {
+        let keys = Mutex<[[String]]>([])
+        func check(_ limits: [RateLimit]) async throws -> RateDecision {
+            keys.withLock { $0.append(limits.map(\.key)) }
+            return RateDecision(allowed: true, limit: 100, remaining: 99, resetSeconds: 60, retryAfterSeconds: 0)
+        }
+    }
+
+    static func app(identity: TestIdentity) -> some ApplicationProtocol {
+        buildApplication(
+            server: ServerSettings(),
+            dependencies: AppDependencies(
+                healthChecks: [], registry: PrometheusCollectorRegistry(),
+                agents: AgentsController(store: identity.store, queries: AgentRouteTests.NoReadModels()), identity: identity.dependencies,
+                sandbox: SandboxController(store: identity.store, queries: AgentRouteTests.NoSandboxReadModel(), runner: nil)
+            ) { .init(ready: true) },
+            logger: Logger(label: "test"))
+    }
+
+    static func json(_ buffer: ByteBuffer) -> [String: Any] { AgentRouteTests.json(buffer) }
+
+    @Test func theExecutionRateLimitIsNotBypassedByATrailingOrDoubledSlash() async throws {
+        let limiter = RecordingLimiter()
+        let identity = try await TestIdentity(limiter: limiter)
+        let auth = try await identity.bearer("alice@example.com")
+        let user = UserDecider.userID(email: "alice@example.com").uuidString.lowercased()
+        let agent = UUID().uuidString.lowercased()
+        let variants: [(String, String)] = [
+            ("/api/v1/sandbox/execute", "sandbox"), ("/api/v1/sandbox/execute/", "sandbox"), ("//api/v1/sandbox/execute", "sandbox"),
+            ("/api/v1//sandbox//execute", "sandbox"), ("/api/v1/agents/\(agent)/execute", "agents"),
+            ("/api/v1/agents/\(agent)/execute/", "agents"), ("//api/v1/agents/\(agent)//execute", "agents"),
+        ]
+        try await Self.app(identity: identity).test(.router) { client in
+            for (uri, bucket) in variants {
+                limiter.keys.withLock { $0 = [] }
+                try await client.execute(uri: uri, method: .post, headers: auth, body: AgentRouteTests.body(["code": "print(1)", "input": "hi"])) {
+                    #expect($0.status != .notFound || uri.contains("agents"), "\(uri) was not routed")
+                }
+                let counted = limiter.keys.withLock { $0 }
+                #expect(counted == [["user:\(user)", "execute:\(bucket):\(user)"]], "\(uri) counted as \(counted)")
+            }
+            // A read of the same prefix is not an execution.
+            limiter.keys.withLock { $0 = [] }
+            try await client.execute(uri: "/api/v1/sandbox/executions/\(agent)/", method: .get, headers: auth) { _ in }
+            #expect(limiter.keys.withLock { $0 } == [["user:\(user)"]])
+        }
+    }
+
+    /// The limited routes are named by their templates: a renamed route must not silently lose
+    /// its limit.
+    @Test func everyExecutionRouteHasALimitOfItsOwn() async throws {
+        let identity = try await TestIdentity()
+        let router = buildRouter(AppDependencies(
+            healthChecks: [], registry: PrometheusCollectorRegistry(),
+            agents: AgentsController(store: identity.store, queries: AgentRouteTests.NoReadModels()), identity: identity.dependencies,
+            sandbox: SandboxController(store: identity.store, queries: AgentRouteTests.NoSandboxReadModel(), runner: nil)
+        ) { .init(ready: true) })
+        let executeRoutes = Set(router.routes.filter { $0.method == .post && $0.path.description.hasSuffix("/execute") }.map { route in
+            "/" + route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
+        })
+        #expect(executeRoutes == Set(RateLimitMiddleware.expensiveRoutes.keys))
+    }
+
+    /// `POST /agents`, then the new agent's id.
+    static func createAgent(_ client: some TestClientProtocol, _ auth: HTTPFields) async throws -> String {
+        try await client.execute(uri: "/api/v1/agents", method: .post, headers: auth, body: AgentRouteTests.body(["name": "A"])) { response in
+            #expect(response.status == .created)
+            return Self.json(response.body)["id"] as? String ?? ""
+        }
+    }
+
+    static func nested(depth: Int) -> String {
+        String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
+    }
+
+    @Test(arguments: [33, 500, 100_000])
+    func deeplyNestedJSONIsRefusedBeforeItIsDecoded(depth: Int) async throws {
+        let identity = try await TestIdentity()
+        let auth = try await identity.bearer("alice@example.com")
+        try await Self.app(identity: identity).test(.router) { client in
+            let agent = try await Self.createAgent(client, auth)
+            let body = "{\"input\": \"hi\", \"parameters\": {\"a\": \(Self.nested(depth: depth - 1))}}"
+            try await client.execute(uri: "/api/v1/agents/\(agent)/execute", method: .post, headers: auth, body: ByteBuffer(string: body)) { response in
+                #expect(response.status == .badRequest)
+                #expect(response.headers[.contentType] == "application/problem+json")
+                #expect(Self.json(response.body)["code"] as? String == "request.too_deep")
+            }
+            // Brackets inside strings are text, not depth.
+            let quoted = "{\"input\": \"\(Self.nested(depth: depth))\\\"[\", \"parameters\": {\"a\": [[1]]}}"
+            try await client.execute(uri: "/api/v1/agents/\(agent)/execute", method: .post, headers: auth, body: ByteBuffer(string: quoted)) { response in
+                #expect(response.status != .badRequest, "\(String(buffer: response.body))")
+            }
+        }
+    }
+
+    @Test func nestingUpToTheLimitIsAccepted() async throws {
+        let identity = try await TestIdentity()
+        let auth = try await identity.bearer("alice@example.com")
+        try await Self.app(identity: identity).test(.router) { client in
+            let agent = try await Self.createAgent(client, auth)
+            // The body is one level, parameters a second: 30 more arrays make 32.
+            let body = "{\"input\": \"hi\", \"parameters\": {\"a\": \(Self.nested(depth: 30))}}"
+            try await client.execute(uri: "/api/v1/agents/\(agent)/execute", method: .post, headers: auth, body: ByteBuffer(string: body)) { response in
+                #expect(response.status == .accepted, "\(String(buffer: response.body))")
+            }
+        }
+    }
+
+    @Test func bodiesOverOneMebibyteAre413NotA500EvenAtTheTokenEndpoint() async throws {
+        let identity = try await TestIdentity()
+        let auth = try await identity.bearer("alice@example.com")
+        let large = "{\"name\": \"" + String(repeating: "a", count: (1 << 20) + 10) + "\"}"
+        let form = "username=a&password=" + String(repeating: "b", count: (1 << 20) + 10)
+        let json: HTTPFields = [.contentType: "application/json"]
+        let urlEncoded: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+        try await Self.app(identity: identity).test(.router) { client in
+            for (uri, headers, body) in [
+                ("/api/v1/auth/token", json, large), ("/api/v1/auth/token", urlEncoded, form),
+                ("/api/v1/agents", auth, large), ("/api/v1/sandbox/execute", auth, large),
+            ] {
+                try await client.execute(uri: uri, method: .post, headers: headers, body: ByteBuffer(string: body)) { response in
+                    #expect(response.status == .contentTooLarge, "\(uri)")
+                    #expect(response.headers[.contentType] == "application/problem+json")
+                    #expect(Self.json(response.body)["code"] as? String == "request.too_large")
+                }
+            }
+        }
+    }
+
+    @Test func lengthLimitsCountBytesAsWellAsCharacters() async throws {
+        let identity = try await TestIdentity()
+        let auth = try await identity.bearer("alice@example.com")
+        // One letter and 300,000 combining marks: one character, 600 KB.
+        let stacked = "a" + String(repeating: "\u{0301}", count: 300_000)
+        #expect(stacked.count == 1)
+        try await Self.app(identity: identity).test(.router) { client in
+            try await client.execute(uri: "/api/v1/agents", method: .post, headers: auth, body: AgentRouteTests.body(["name": stacked])) { response in
+                #expect(response.status == .unprocessableContent)
+                #expect(Self.json(response.body)["code"] as? String == "agent.name_length")
+                #expect((Self.json(response.body)["detail"] as? String)?.contains("bytes") == true)
+            }
+            let agent = try await Self.createAgent(client, auth)
+            try await client.execute(uri: "/api/v1/agents/\(agent)", method: .patch, headers: auth, body: AgentRouteTests.body(["name": stacked])) {
+                #expect($0.status == .unprocessableContent)
+            }
+            let key: HTTPFields = [HTTPField.Name("Idempotency-Key")!: "k" + String(repeating: "\u{0301}", count: 1_000)]
+            try await client.execute(uri: "/api/v1/agents", method: .post, headers: auth + key, body: AgentRouteTests.body(["name": "B"])) {
+                #expect($0.status == .badRequest)
+            }
+        }
+    }
+
+    @Test func problemsSpeakJSONNotSwiftTypes() async throws {
+        let identity = try await TestIdentity()
+        let auth = try await identity.bearer("alice@example.com")
+        try await Self.app(identity: identity).test(.router) { client in
+            let agent = try await Self.createAgent(client, auth)
+            let cases: [(String, String)] = [
+                ("{\"input\": \"hi\", \"parameters\": \"x\"}", "`parameters` must be an object"),
+                ("{\"input\": 3}", "`input` must be a string"),
+                ("{\"parameters\": {}}", "`input` is required"),
+                ("{\"input\": \"hi\", \"timeout_seconds\": \"soon\"}", "`timeout_seconds` must be a number"),
+                ("{\"input\": ", "the request body is not valid JSON"),
+            ]
+            for (body, said) in cases {
+                try await client.execute(uri: "/api/v1/agents/\(agent)/execute", method: .post, headers: auth, body: ByteBuffer(string: body)) { response in
+                    #expect(response.status == .badRequest)
+                    let detail = Self.json(response.body)["detail"] as? String ?? ""
+                    #expect(detail == said)
+                    for swift in ["Dictionary", "Swift", "Optional", "String.Type", "Coding key"] { #expect(!detail.contains(swift), "\(detail)") }
+                }
+            }
+            try await client.execute(uri: "/api/v1/agents/\(agent)", method: .patch, headers: auth, body: ByteBuffer(string: "{}")) { response in
+                #expect(response.status == .unprocessableContent)
+                #expect((Self.json(response.body)["detail"] as? String)?.hasPrefix("the body changes nothing") == true)
+            }
+        }
+    }
+}
