@@ -45,6 +45,8 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             case .idempotencyKeyReused:
                 return Problem(.unprocessableContent, code: "request.idempotency_key_reused", detail: error.description)
             }
+        case EventStoreError.refused:
+            return Problem(.unprocessableContent, code: "request.unstorable", detail: "the request holds a value that cannot be stored")
         case EventStoreError.unavailable:
             return Problem(.serviceUnavailable, code: "service.unavailable", detail: "a dependency is unavailable; retry later")
         case let error as HTTPError:

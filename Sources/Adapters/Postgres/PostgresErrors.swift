@@ -5,6 +5,13 @@ enum PostgresErrors {
     static let uniqueViolation = "23505"
     static let undefinedTable = "42P01"
 
+    /// Class 22 (data exception: a value the type refuses) and class 54 (program limit exceeded:
+    /// a document over a size limit): the statement will fail the same way every time.
+    static func isDataRefusal(_ error: any Error) -> Bool {
+        guard let state = sqlState(error) else { return false }
+        return state.hasPrefix("22") || state.hasPrefix("54")
+    }
+
     static func sqlState(_ error: any Error) -> String? {
         (error as? PSQLError)?.serverInfo?[.sqlState]
     }

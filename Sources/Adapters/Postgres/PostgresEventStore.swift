@@ -53,7 +53,8 @@ public struct PostgresEventStore: EventStore {
     }
 
     private func appendOnce(to streamID: String, expected: ExpectedVersion, events: [NewEvent]) async throws -> AppendResult {
-        let metadata = try events.map { String(decoding: try EventCoding.encode($0.metadata), as: UTF8.self) }
+        // Strings Postgres would refuse (U+0000) are stored escaped and restored by `fetch`.
+        let metadata = try events.map { String(decoding: PostgresText.encodeJSON(try EventCoding.encode($0.metadata)), as: UTF8.self) }
         let (exact, mustExist): (Int64?, Bool) =
             switch expected {
             case .any: (nil, false)
@@ -66,7 +67,7 @@ public struct PostgresEventStore: EventStore {
             SELECT \(streamID), head.version + t.ord, t.id, t.type, t.version, t.data::jsonb, t.meta::jsonb
             FROM (SELECT COALESCE(max(stream_version), 0) AS version FROM events WHERE stream_id = \(streamID)) AS head,
                  unnest(\(events.map(\.eventID)), \(events.map(\.eventType)), \(events.map { Int32($0.schemaVersion) }),
-                        \(events.map { String(decoding: $0.data, as: UTF8.self) }), \(metadata))
+                        \(events.map { String(decoding: PostgresText.encodeJSON($0.data), as: UTF8.self) }), \(metadata))
                    WITH ORDINALITY AS t(id, type, version, data, meta, ord)
             WHERE (\(exact)::bigint IS NULL OR head.version = \(exact)::bigint)
               AND (NOT \(mustExist) OR head.version > 0)
@@ -207,8 +208,8 @@ public struct PostgresEventStore: EventStore {
                 events.append(RecordedEvent(
                     streamID: stream, streamVersion: version,
                     checkpoint: Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position),
-                    eventID: id, eventType: type, schemaVersion: Int(schema), data: Data(data.utf8),
-                    metadata: (try? EventCoding.decode(EventMetadata.self, from: Data(metadata.utf8))) ?? EventMetadata(),
+                    eventID: id, eventType: type, schemaVersion: Int(schema), data: PostgresText.decodeJSON(Data(data.utf8)),
+                    metadata: (try? EventCoding.decode(EventMetadata.self, from: PostgresText.decodeJSON(Data(metadata.utf8)))) ?? EventMetadata(),
                     recordedAt: recordedAt))
             }
             return events
@@ -225,6 +226,10 @@ public struct PostgresEventStore: EventStore {
 
     private func unavailable(_ error: any Error) -> any Error {
         if error is EventStoreError { return error }
+        if PostgresErrors.isDataRefusal(error) {
+            logger.error("event store refused the data", metadata: ["error": "\(String(reflecting: error))"])
+            return EventStoreError.refused(PostgresErrors.summary(error))
+        }
         if PostgresErrors.sqlState(error) == PostgresErrors.undefinedTable {
             return EventStoreError.unavailable("the database has no event store schema; run 'chronicle migrate'")
         }

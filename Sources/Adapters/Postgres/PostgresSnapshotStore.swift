@@ -19,13 +19,13 @@ public struct PostgresSnapshotStore: SnapshotStore {
             WHERE stream_id = \(streamID) ORDER BY stream_version DESC LIMIT 1
             """, logger: logger)
         for try await (version, stateVersion, data) in rows.decode((Int64, Int32, String).self) {
-            return Snapshot(streamID: streamID, streamVersion: version, stateVersion: Int(stateVersion), data: Data(data.utf8))
+            return Snapshot(streamID: streamID, streamVersion: version, stateVersion: Int(stateVersion), data: PostgresText.decodeJSON(Data(data.utf8)))
         }
         return nil
     }
 
     public func save(_ snapshot: Snapshot) async throws {
-        let data = String(decoding: snapshot.data, as: UTF8.self)
+        let data = String(decoding: PostgresText.encodeJSON(snapshot.data), as: UTF8.self)
         _ = try await client.query("""
             WITH saved AS (
                 INSERT INTO snapshots (stream_id, stream_version, state_version, data)

@@ -34,7 +34,7 @@ public struct AgentReadModels: AgentQueries {
     static func agent(_ row: AgentRow) -> AgentView {
         let plugins = (try? JSONDecoder().decode([String].self, from: Data(row.7.utf8))) ?? []
         return AgentView(
-            id: row.0, ownerID: row.1, name: row.2, instructions: row.3, model: row.4, temperature: row.5, maxTokens: Int(row.6),
+            id: row.0, ownerID: row.1, name: PostgresText.decode(row.2), instructions: PostgresText.decode(row.3), model: PostgresText.decode(row.4), temperature: row.5, maxTokens: Int(row.6),
             plugins: plugins, status: row.8, version: row.9, createdAt: row.10, updatedAt: row.11)
     }
 
@@ -71,7 +71,7 @@ public struct AgentReadModels: AgentQueries {
 
     static func execution(_ row: ExecutionRow) -> ExecutionView {
         ExecutionView(
-            id: row.0, agentID: row.1, ownerID: row.2, status: row.3, output: row.4, error: row.5, model: row.6,
+            id: row.0, agentID: row.1, ownerID: row.2, status: row.3, output: row.4.map(PostgresText.decode), error: row.5.map(PostgresText.decode), model: PostgresText.decode(row.6),
             promptTokens: Int(row.7), completionTokens: Int(row.8), cost: row.9, durationMs: row.10.map(Int.init), requestedAt: row.11,
             finishedAt: row.12, version: row.13)
     }

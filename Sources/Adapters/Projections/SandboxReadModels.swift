@@ -31,8 +31,8 @@ public struct SandboxReadModels: SandboxQueries {
                 """, logger: logger)
             for try await row in rows.decode(Row.self) {
                 return CodeExecutionView(
-                    id: row.0, ownerID: row.1, language: row.2, status: row.3, timeoutSeconds: Int(row.4), stdout: row.5, stderr: row.6,
-                    stdoutBytes: row.7, stderrBytes: row.8, error: row.9, exitCode: row.10.map(Int.init), signal: row.11.map(Int.init),
+                    id: row.0, ownerID: row.1, language: row.2, status: row.3, timeoutSeconds: Int(row.4), stdout: row.5.map(PostgresText.decode), stderr: row.6.map(PostgresText.decode),
+                    stdoutBytes: row.7, stderrBytes: row.8, error: row.9.map(PostgresText.decode), exitCode: row.10.map(Int.init), signal: row.11.map(Int.init),
                     limit: row.12, durationMs: row.13.map(Int.init), cpuMs: row.14.map(Int.init), peakMemoryBytes: row.15, requestedAt: row.16,
                     startedAt: row.17, finishedAt: row.18, version: row.19)
             }

@@ -75,9 +75,6 @@ public struct CommandHandler<D: Decider>: Sendable {
             let events = try decided.enumerated().map { index, event in
                 try NewEvent(payload: event.payload, id: context.eventID(index), metadata: metadata)
             }
-            if events.contains(where: { EventCoding.containsNUL($0.data) }) {
-                throw DomainError(.invalid, code: "request.nul_character", "text must not contain the NUL character (U+0000)")
-            }
             do {
                 let result = try await store.append(to: stream, expected: .exact(version), events: events)
                 let newState = D.fold(decided, from: state)

@@ -77,6 +77,10 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
     /// same command id was reused for a different command.
     case idempotencyMismatch(streamID: String)
     case unavailable(String)
+    /// The store refused the events' data itself (a value out of its range, a document over its
+    /// size): the same append will never succeed, so a worker records a failure instead of
+    /// retrying the work.
+    case refused(String)
 
     public var description: String {
         switch self {
@@ -85,6 +89,7 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
         case .idempotencyMismatch(let stream):
             "command id reused for a different command on \(stream)"
         case .unavailable(let reason): "event store unavailable: \(reason)"
+        case .refused(let reason): "the event store refused the data: \(reason)"
         }
     }
 }

@@ -58,27 +58,3 @@ public enum Timestamp {
         return try? Date.ISO8601FormatStyle().parse(text)
     }
 }
-
-extension EventCoding {
-    /// Whether encoded JSON holds a NUL character (`\u0000` outside an escaped backslash).
-    /// PostgreSQL's text and jsonb cannot store one, so commands refuse such input up front.
-    public static func containsNUL(_ json: Data) -> Bool {
-        var backslashes = 0
-        var index = json.startIndex
-        while index < json.endIndex {
-            let byte = json[index]
-            if byte == UInt8(ascii: "\\") {
-                backslashes += 1
-            } else {
-                if byte == UInt8(ascii: "u"), backslashes % 2 == 1, json.distance(from: index, to: json.endIndex) >= 5,
-                    json[json.index(index, offsetBy: 1)...json.index(index, offsetBy: 4)].elementsEqual("0000".utf8)
-                {
-                    return true
-                }
-                backslashes = 0
-            }
-            index = json.index(after: index)
-        }
-        return false
-    }
-}

@@ -78,9 +78,17 @@ public struct AgentExecutionRunner: Sendable {
             return
         }
         let started = ContinuousClock.now
+        let runLogger = logger
         let ending = try await withThrowingTaskGroup(of: Ending.self) { group in
             group.addTask {
-                try await run.loop()
+                do {
+                    try await run.loop()
+                } catch EventStoreError.refused(let reason) {
+                    // A model answer or tool result the store refuses would be refused again on
+                    // every redelivery: the run ends, saying why.
+                    runLogger.error("the run's outcome could not be stored; failing it", metadata: ["reason": "\(reason)"])
+                    try await run.fail("the run's outcome could not be stored: \(reason)", retryable: false)
+                }
                 return .finished
             }
             group.addTask {

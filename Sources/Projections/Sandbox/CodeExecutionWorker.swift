@@ -70,6 +70,14 @@ public struct CodeExecutionWorker: Sendable {
                 executionID: executionID, attempt: attempt, error: "the sandbox is unavailable: \(error.description)", output: .empty,
                 exitCode: nil, signal: nil, usage: nil, failedAt: Date()))
         }
-        try await append(.finish(outcome, attempt: attempt), step: "finish")
+        do {
+            try await append(.finish(outcome, attempt: attempt), step: "finish")
+        } catch EventStoreError.refused(let reason) {
+            // Running the code again would be refused again: the run ends, saying why.
+            logger.error("the run's outcome could not be stored; failing it", metadata: ["reason": "\(reason)"])
+            try await append(.finish(.failed(CodeExecutionFailed(
+                executionID: executionID, attempt: attempt, error: "the run's outcome could not be stored: \(reason)", output: .empty,
+                exitCode: nil, signal: nil, usage: nil, failedAt: Date())), attempt: attempt), step: "unstorable")
+        }
     }
 }

@@ -1,0 +1,108 @@
+import Foundation
+
+/// Keeps U+0000 through PostgreSQL, which refuses it in `text` and in `jsonb` strings alike. A
+/// program may print `a\0b`, a model may answer it; the probe's `print('a\x00b')` made the event
+/// append fail, the worker die and the run go again. Every string Postgres would refuse is stored
+/// escaped, losslessly, and restored on read:
+///
+/// - a string that holds U+0000, or starts with the marker U+FDD0, is stored as the marker
+///   followed by the string with `%` written `%25` and U+0000 written `%00`;
+/// - every other string is stored as it is, so the stored form is readable and queryable, and
+///   nothing stored before this codec existed changes meaning (no such string held U+0000).
+///
+/// U+FDD0 is a noncharacter, which Unicode reserves for a program's internal use; a string that
+/// starts with one is escaped too, so the mapping stays one-to-one whatever the input.
+public enum PostgresText {
+    // Built from its value: Swift refuses noncharacters in literals.
+    static let marker = Character(Unicode.Scalar(0xFDD0)!)
+    static let markerBytes: [UInt8] = Array(String(marker).utf8)
+
+    /// The form to store.
+    public static func encode(_ text: String) -> String {
+        guard text.utf8.contains(0) || text.first == marker else { return text }
+        var escaped = String(marker)
+        escaped.reserveCapacity(text.utf8.count + 8)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\0": escaped += "%00"
+            case "%": escaped += "%25"
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
+    }
+
+    /// The text that was given to `encode`.
+    public static func decode(_ stored: String) -> String {
+        guard stored.first == marker else { return stored }
+        var text = ""
+        var scalars = stored.unicodeScalars.dropFirst()[...]
+        while let scalar = scalars.popFirst() {
+            if scalar == "%", scalars.count >= 2 {
+                let code = String(String.UnicodeScalarView(scalars.prefix(2)))
+                if code == "00" || code == "25" {
+                    text += code == "00" ? "\0" : "%"
+                    scalars = scalars.dropFirst(2)
+                    continue
+                }
+            }
+            text.unicodeScalars.append(scalar)
+        }
+        return text
+    }
+
+    /// JSON text to store as `jsonb`: every string literal, keys included, as `encode` would
+    /// store it. Numbers and layout are left byte for byte.
+    public static func encodeJSON(_ json: Data) -> Data {
+        // JSONEncoder writes U+0000 as the escape \u0000 and U+FDD0 as its UTF-8 bytes.
+        guard json.range(of: Data("\\u0000".utf8)) != nil || json.range(of: Data(markerBytes)) != nil else { return json }
+        return rewriteStrings(json) { literal in
+            let value = try? JSONDecoder().decode(String.self, from: Data(("\"" + literal + "\"").utf8))
+            guard let value, value.utf8.contains(0) || value.first == marker else { return literal }
+            return jsonBody(encode(value))
+        }
+    }
+
+    /// The JSON text that was given to `encodeJSON`, from `jsonb::text`.
+    public static func decodeJSON(_ json: Data) -> Data {
+        guard json.range(of: Data(markerBytes)) != nil else { return json }
+        return rewriteStrings(json) { literal in
+            guard literal.hasPrefix(String(marker)), let value = try? JSONDecoder().decode(String.self, from: Data(("\"" + literal + "\"").utf8))
+            else { return literal }
+            return jsonBody(decode(value))
+        }
+    }
+
+    /// A string as the inside of a JSON string literal.
+    static func jsonBody(_ text: String) -> String {
+        let encoded = String(decoding: (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)
+        return String(encoded.dropFirst().dropLast())
+    }
+
+    /// Calls `body` with the inside of every string literal of `json` (escapes as written) and
+    /// puts back what it returns.
+    static func rewriteStrings(_ json: Data, _ body: (String) -> String) -> Data {
+        var out = Data()
+        out.reserveCapacity(json.count + 16)
+        let bytes = [UInt8](json)
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            guard byte == UInt8(ascii: "\"") else {
+                out.append(byte)
+                index += 1
+                continue
+            }
+            var end = index + 1
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\"") {
+                end += bytes[end] == UInt8(ascii: "\\") ? 2 : 1
+            }
+            let literal = String(decoding: bytes[(index + 1)..<min(end, bytes.count)], as: UTF8.self)
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: Array(body(literal).utf8))
+            out.append(UInt8(ascii: "\""))
+            index = end + 1
+        }
+        return out
+    }
+}
