@@ -70,10 +70,12 @@ struct ReadSide: Sendable {
             settings: amqp, exchange: "code.execute", routingKey: namespace, queue: "\(namespace).code.execute", delays: delays,
             prefetch: UInt16(clamping: sandbox.settings.concurrency), logger: logger)
         let worker = CodeExecutionWorker(store: database.eventStore, sandbox: runner, logger: logger)
+        // A run lasts at most its time limit; a full pool with nothing settled for twice the
+        // longest one cannot take work.
         return Worker(
             name: "code-execute", queue: queue, inbox: PostgresInbox(client: database.client, logger: logger),
-            concurrency: sandbox.settings.concurrency, maxAttempts: delays.count + 1, backoff: delays, metrics: metrics, logger: logger,
-            handler: worker.handle)
+            concurrency: sandbox.settings.concurrency, maxAttempts: delays.count + 1, backoff: delays,
+            stallAfter: .seconds(2 * sandbox.maxTimeoutSeconds + 30), metrics: metrics, logger: logger, giveUp: worker.giveUp, handler: worker.handle)
     }
 
     /// The agent workers: competing consumers of `agent.execute`.
@@ -86,8 +88,23 @@ struct ReadSide: Sendable {
             store: database.eventStore, model: agents.model, prices: agents.prices, sandbox: sandbox, logger: logger)
         return Worker(
             name: "agent-execute", queue: queue, inbox: PostgresInbox(client: database.client, logger: logger),
-            concurrency: agents.workerConcurrency, maxAttempts: delays.count + 1, backoff: delays, metrics: metrics, logger: logger,
-            handler: runner.handle)
+            concurrency: agents.workerConcurrency, maxAttempts: delays.count + 1, backoff: delays,
+            stallAfter: .seconds(2 * agents.timeoutSeconds + 30), metrics: metrics, logger: logger, giveUp: runner.giveUp, handler: runner.handle)
+    }
+
+    /// Fails runs of either module that made no progress past their time limit plus `grace`.
+    func runWatchdog(agents: AgentsConfiguration, sandbox: any SandboxRunner, grace: Duration) -> RunWatchdog {
+        let agentRunner = AgentExecutionRunner(store: database.eventStore, model: agents.model, prices: agents.prices, logger: logger)
+        let codeWorker = CodeExecutionWorker(store: database.eventStore, sandbox: sandbox, logger: logger)
+        let agentQueries = agentQueries, sandboxQueries = sandboxQueries
+        return RunWatchdog(
+            runs: [
+                SupervisedRuns(name: "agents", candidates: { try await agentQueries.unfinishedExecutions(requestedBefore: $0, limit: $1) },
+                    failIfStalled: { try await agentRunner.failIfStalled($0, grace: $1, now: $2) }),
+                SupervisedRuns(name: "sandbox", candidates: { try await sandboxQueries.unfinished(requestedBefore: $0, limit: $1) },
+                    failIfStalled: { try await codeWorker.failIfStalled($0, grace: $1, now: $2) }),
+            ],
+            grace: grace, logger: logger)
     }
 
     /// The relay: integration events from the log to RabbitMQ, with publisher confirms.

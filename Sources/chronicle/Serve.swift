@@ -3,6 +3,7 @@ import Adapters
 import ArgumentParser
 import Foundation
 import Logging
+import Projections
 import Metrics
 import Prometheus
 import ServiceLifecycle
@@ -66,11 +67,14 @@ struct Serve: AsyncParsableCommand {
         if roles.contains(.projectors) { services += readSide.services }
         if roles.contains(.relay) { services.append(readSide.relay(amqp)) }
         var sandboxRunner: ProcessSandboxRunner?
+        var workers: [Worker] = []
         if roles.contains(.workers) {
             let runner = sandbox.makeRunner(logger: logger)
             sandboxRunner = runner
-            services.append(readSide.agentWorker(amqp, agents, sandbox: (runner, sandbox.settings.limits)))
-            services.append(readSide.sandboxWorker(amqp, sandbox, runner: runner))
+            workers = [readSide.agentWorker(amqp, agents, sandbox: (runner, sandbox.settings.limits)), readSide.sandboxWorker(amqp, sandbox, runner: runner)]
+            services += workers
+            let grace = try EnvironmentValues(env).integer("CHRONICLE_RUN_WATCHDOG_GRACE_SECONDS", 60, 1...3600)
+            services.append(readSide.runWatchdog(agents: agents, sandbox: runner, grace: .seconds(grace)))
             logger.info("agent workers", metadata: [
                 "llm": "\(agents.modelDescription)", "concurrency": "\(agents.workerConcurrency)",
             ])
@@ -99,7 +103,11 @@ struct Serve: AsyncParsableCommand {
                         throw CLIError("cannot reach Redis: reads and cheap commands pass unlimited, executions are refused (503)")
                     }
                 },
-            ],
+            ] + workers.map { worker in
+                HealthCheck(name: "worker.\(worker.name)", critical: false) {
+                    if let problem = worker.status.problem() { throw CLIError("cannot take work: \(problem)") }
+                }
+            },
             registry: registry,
             services: services,
             agents: AgentsController(

@@ -10,7 +10,9 @@ final class AMQPConnection: @unchecked Sendable {
     private var nextPublishTag: UInt64 = 1
     private var closed = false
 
-    init(_ settings: AMQPSettings, timeout: Duration = .seconds(5), heartbeatSeconds: Int32 = 30) throws {
+    /// `heartbeats`: whether to ask for the settings' heartbeat. rabbitmq-c sends heartbeats only
+    /// while it is called, so only a connection polled more often than the timeout may ask.
+    init(_ settings: AMQPSettings, timeout: Duration = .seconds(5), heartbeats: Bool = true) throws {
         guard let state = amqp_new_connection() else { throw AMQPError("could not allocate a connection") }
         // From here on deinit destroys the state, also when this initializer throws: a throwing
         // class initializer runs deinit once every stored property is set. Never destroy it here;
@@ -23,11 +25,25 @@ final class AMQPConnection: @unchecked Sendable {
         guard status == AMQP_STATUS_OK.rawValue else {
             throw AMQPError("connect to \(settings.host):\(settings.port) failed: \(String(cString: amqp_error_string2(status)))")
         }
-        let login = chronicle_amqp_login_plain(state, settings.virtualHost, 0, 131_072, heartbeatSeconds, settings.username, settings.password)
+        // A peer that vanished without a word (a host that died) is found by TCP keepalive
+        // within about a minute, heartbeats or not.
+        Self.keepAlive(amqp_socket_get_sockfd(socket))
+        let login = chronicle_amqp_login_plain(
+            state, settings.virtualHost, 0, 131_072, heartbeats ? settings.heartbeatSeconds : 0, settings.username, settings.password)
         guard login.reply_type == AMQP_RESPONSE_NORMAL else { throw AMQPError("login to \(settings.host):\(settings.port) refused") }
         closed = false
         amqp_channel_open(state, channel)
         guard amqp_get_rpc_reply(state).reply_type == AMQP_RESPONSE_NORMAL else { throw AMQPError("channel open failed") }
+    }
+
+    private static func keepAlive(_ fd: Int32) {
+        guard fd >= 0 else { return }
+        var on: Int32 = 1, idle: Int32 = 30, interval: Int32 = 10, count: Int32 = 3
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &interval, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size)
     }
 
     deinit {

@@ -69,6 +69,10 @@ public struct AMQPWorkQueue: WorkQueue {
         try await consumer.nack(delivery(item), requeue: false)
     }
 
+    public func release(_ item: WorkItem) async throws {
+        try await consumer.nack(delivery(item), requeue: true)
+    }
+
     private func delivery(_ item: WorkItem) -> Delivery {
         Delivery(deliveryTag: item.receipt, exchange: exchange, routingKey: routingKey, messageID: item.messageID, type: item.type,
             body: item.body, redelivered: false, attempt: item.attempt)

@@ -34,6 +34,9 @@ public protocol WorkQueue: Sendable {
     func retry(_ item: WorkItem, after delay: Duration) async throws
     /// Gives up: the item goes to the dead-letter queue.
     func deadLetter(_ item: WorkItem) async throws
+    /// Puts the item back for another delivery, as it is (a settle that failed). A queue whose
+    /// connection is gone has released it already: the broker redelivers what was not settled.
+    func release(_ item: WorkItem) async throws
 }
 
 /// Message ids a consumer has processed: a redelivered message has no second effect.
@@ -54,14 +57,21 @@ public struct Worker: Service {
     let maxAttempts: Int
     let backoff: [Duration]
     let handler: @Sendable (WorkItem) async throws -> Void
+    let giveUp: (@Sendable (WorkItem, any Error) async throws -> Void)?
     let logger: Logger
     let inFlight: Gauge
     let failures: Counter
+    /// Whether the pool can take work, for `/health`.
+    public let status: WorkerStatus
 
+    /// `giveUp` records the end of the work an item carried (a terminal event saying why) before
+    /// the item is dead-lettered, so nothing waits on it for good. `stallAfter`: how long every
+    /// slot may be busy with nothing settled before the pool reports that it cannot take work.
     public init(
         name: String, queue: any WorkQueue, inbox: any Inbox, concurrency: Int = 10, maxAttempts: Int = 4,
-        backoff: [Duration] = [.seconds(1), .seconds(2), .seconds(4)], metrics: any MetricsFactory = NOOPMetricsHandler.instance,
-        logger: Logger, handler: @escaping @Sendable (WorkItem) async throws -> Void
+        backoff: [Duration] = [.seconds(1), .seconds(2), .seconds(4)], stallAfter: Duration = .seconds(300),
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance, logger: Logger,
+        giveUp: (@Sendable (WorkItem, any Error) async throws -> Void)? = nil, handler: @escaping @Sendable (WorkItem) async throws -> Void
     ) {
         self.name = name
         self.queue = queue
@@ -70,6 +80,8 @@ public struct Worker: Service {
         self.maxAttempts = max(1, maxAttempts)
         self.backoff = backoff.isEmpty ? [.seconds(1)] : backoff
         self.handler = handler
+        self.giveUp = giveUp
+        status = WorkerStatus(concurrency: max(1, concurrency), stallAfter: stallAfter)
         var logger = logger
         logger[metadataKey: "worker"] = "\(name)"
         self.logger = logger
@@ -85,6 +97,7 @@ public struct Worker: Service {
                 } catch is CancellationError {
                     return
                 } catch {
+                    status.disconnected("\(error)")
                     if Task.isCancelled { return }
                     logger.warning("work queue lost; reconnecting", metadata: ["error": "\(error)"])
                     try? await Task.sleep(for: .seconds(1))
@@ -95,6 +108,7 @@ public struct Worker: Service {
 
     func consume() async throws {
         let items = try await queue.items()
+        status.connected()
         try await withThrowingTaskGroup(of: Void.self) { group in
             var running = 0
             for try await item in items {
@@ -104,14 +118,19 @@ public struct Worker: Service {
                 }
                 running += 1
                 inFlight.record(running)
-                group.addTask { await process(item) }
+                status.started()
+                group.addTask {
+                    await process(item)
+                    status.settled()
+                }
             }
             try await group.waitForAll()
         }
     }
 
-    /// Handles one item and settles it; never throws (a settle that fails means the queue
-    /// connection is gone, and the broker redelivers the item).
+    /// Handles one item and settles it; never throws. A settle that fails (a retry's publish, an
+    /// ack) releases the item, so it never holds a prefetch slot for good; if even that fails, the
+    /// queue connection is gone and the broker redelivers the item.
     func process(_ item: WorkItem) async {
         do {
             if try await inbox.contains(item.messageID, consumer: name) {
@@ -128,6 +147,9 @@ public struct Worker: Service {
                     try await queue.retry(item, after: delay)
                 } else {
                     logger.error("work failed for good; dead-lettered", metadata: ["message.id": "\(item.messageID)", "error": "\(error)"])
+                    // Recorded first: a give-up that cannot be recorded leaves the item to come
+                    // back rather than vanish into the dead-letter queue unannounced.
+                    try await giveUp?(item, error)
                     try await queue.deadLetter(item)
                 }
                 return
@@ -135,7 +157,12 @@ public struct Worker: Service {
             try await inbox.record(item.messageID, consumer: name)
             try await queue.complete(item)
         } catch {
-            logger.warning("could not settle work item", metadata: ["message.id": "\(item.messageID)", "error": "\(error)"])
+            logger.warning("could not settle work item; releasing it", metadata: ["message.id": "\(item.messageID)", "error": "\(error)"])
+            do {
+                try await queue.release(item)
+            } catch {
+                logger.warning("could not release work item; the broker redelivers it", metadata: ["message.id": "\(item.messageID)", "error": "\(error)"])
+            }
         }
     }
 }
