@@ -172,6 +172,79 @@ static void mirror_top_level(const char *name) {
     }
 }
 
+// Makes every missing directory of `path` (not the last component), all inside the new root.
+static void make_parents(const char *path) {
+    char partial[512];
+    snprintf(partial, sizeof partial, "%s", path);
+    for (char *slash = strchr(partial + strlen(NEWROOT) + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+        *slash = 0;
+        if (mkdir(partial, 0755) != 0 && errno != EEXIST) die("mkdir %s", partial);
+        *slash = '/';
+    }
+}
+
+// Binds the host's `path` read-only at the same place in the new root; a missing path is skipped.
+static void bind_same(const char *path) {
+    struct stat info;
+    if (stat(path, &info) != 0) return;
+    char target[512];
+    snprintf(target, sizeof target, NEWROOT "%s", path);
+    make_parents(target);
+    if (S_ISDIR(info.st_mode)) {
+        if (mkdir(target, 0755) != 0 && errno != EEXIST) die("mkdir %s", target);
+    } else {
+        create_file(target, NULL, 0644);
+    }
+    bind_read_only(path, target);
+}
+
+// /usr holds only what the interpreter needs: its executable (and the links that lead to it),
+// its standard library, the shared libraries and the locale and time-zone data. Not the host's
+// /usr/local (its etc/ and bin/ were visible), its tools or other software.
+static void build_usr(const struct limits *limits) {
+    char path[512], link[512];
+    snprintf(path, sizeof path, "%s", limits->python);
+    for (int hops = 0; hops < 8; hops++) {
+        struct stat info;
+        if (lstat(path, &info) != 0) die("interpreter %s", path);
+        if (!S_ISLNK(info.st_mode)) break;
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        if (n < 0) die("readlink %s", path);
+        link[n] = 0;
+        char inside[600];
+        snprintf(inside, sizeof inside, NEWROOT "%s", path);
+        make_parents(inside);
+        if (symlink(link, inside) != 0 && errno != EEXIST) die("symlink %s", inside);
+        if (link[0] == '/') {
+            snprintf(path, sizeof path, "%s", link);
+        } else {
+            char *slash = strrchr(path, '/');
+            char next[512];
+            snprintf(next, sizeof next, "%.*s/%s", (int)(slash - path), path, link);
+            snprintf(path, sizeof path, "%s", next);
+        }
+    }
+    bind_same(path);
+    // <prefix>/bin/pythonX.Y: its library is <prefix>/lib/pythonX.Y (lib-dynload included).
+    char prefix[512], library[600];
+    snprintf(prefix, sizeof prefix, "%s", path);
+    char *name = strrchr(prefix, '/');
+    if (!name) die("interpreter path %s", path);
+    *name++ = 0;
+    char version[64];
+    snprintf(version, sizeof version, "%s", name);
+    char *bin = strrchr(prefix, '/');
+    if (bin) *bin = 0;
+    snprintf(library, sizeof library, "%s/lib/%s", prefix, version);
+    bind_same(library);
+    if (strcmp(prefix, "/usr") != 0) {  // an interpreter installed elsewhere keeps its own lib/
+        snprintf(library, sizeof library, "%s/lib", prefix);
+        bind_same(library);
+    }
+    const char *shared[] = {"/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib/locale", "/usr/share/zoneinfo"};
+    for (size_t i = 0; i < sizeof shared / sizeof *shared; i++) bind_same(shared[i]);
+}
+
 static void build_root(const struct limits *limits) {
     // Nothing done here may propagate back to the host's mounts.
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("make mounts private");
@@ -182,7 +255,7 @@ static void build_root(const struct limits *limits) {
         snprintf(path, sizeof path, NEWROOT "/%s", dirs[i]);
         if (mkdir(path, 0755) != 0) die("mkdir %s", path);
     }
-    bind_read_only("/usr", NEWROOT "/usr");
+    build_usr(limits);
     mirror_top_level("bin");
     mirror_top_level("lib");
     mirror_top_level("lib64");
@@ -303,13 +376,17 @@ static void load_seccomp(void) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The interpreter: reads the code from fd 3, runs it as main.py, prints a traceback without its
-// own frame, and names a limit it recognises on fd 4 (memory, file_size, disk, processes).
+// The interpreter: says `ready` on fd 4 and closes it, so the program has no descriptor to the
+// helper (it could write a limit of its own choosing there); reads the code from fd 3 and closes
+// it; runs it as main.py, prints a traceback without its own frame, and names a limit it
+// recognises (memory, file_size, disk, processes) by the signal it ends with, SIGRTMIN + 1 to 4,
+// which no program meets by accident; the helper maps it back to exit code 1 and the limit.
 
 static const char *LOADER =
-    "import os, sys\n"
+    "import os, sys, signal\n"
     "import errno, linecache, traceback\n"  // imported while warm, before any code arrives
     "os.write(4, b'ready\\n')\n"
+    "os.close(4)\n"
     "def _chronicle():\n"
     "    parts = []\n"
     "    while True:\n"
@@ -330,24 +407,21 @@ static const char *LOADER =
     "        print(code, file=sys.stderr)\n"
     "        _finish(1)\n"
     "    except BaseException as error:\n"
-    "        limit = b''\n"
-    "        if isinstance(error, MemoryError): limit = b'memory'\n"
-    "        elif isinstance(error, OSError) and error.errno == errno.EFBIG: limit = b'file_size'\n"
-    "        elif isinstance(error, OSError) and error.errno == errno.ENOSPC: limit = b'disk'\n"
-    "        elif isinstance(error, OSError) and error.errno == errno.EAGAIN: limit = b'processes'\n"
-    "        elif isinstance(error, RuntimeError) and 'new thread' in str(error): limit = b'processes'\n"
-    "        try:\n"
-    "            if limit: os.write(4, limit + b'\\n')\n"
-    "        except OSError: pass\n"
+    "        limit = 0\n"
+    "        if isinstance(error, MemoryError): limit = 1\n"
+    "        elif isinstance(error, OSError) and error.errno == errno.EFBIG: limit = 2\n"
+    "        elif isinstance(error, OSError) and error.errno == errno.ENOSPC: limit = 3\n"
+    "        elif isinstance(error, OSError) and error.errno == errno.EAGAIN: limit = 4\n"
+    "        elif isinstance(error, RuntimeError) and 'new thread' in str(error): limit = 4\n"
     "        trace = error.__traceback__\n"
     "        if trace is not None and trace.tb_frame.f_code is _chronicle.__code__: trace = trace.tb_next\n"
     "        traceback.print_exception(type(error), error, trace)\n"
-    "        _finish(1)\n"
+    "        _finish(1, limit)\n"
     "    _finish(0)\n"
     // What the interpreter's own exit does that a program can observe (non-daemon threads
     // joined, atexit handlers run, buffered output written), without tearing down every
     // module, which costs about 3 ms of a 5 ms run and is of no use to a process about to go.
-    "def _finish(code):\n"
+    "def _finish(code, limit=0):\n"
     "    try:\n"
     "        if 'threading' in sys.modules: sys.modules['threading']._shutdown()\n"
     "        import atexit\n"
@@ -356,6 +430,7 @@ static const char *LOADER =
     "        for stream in (sys.stdout, sys.stderr):\n"
     "            try: stream.flush()\n"
     "            except BaseException: pass\n"
+    "        if limit: os.kill(os.getpid(), signal.SIGRTMIN + limit)\n"
     "        os._exit(code)\n"
     "_chronicle()\n";
 
@@ -420,9 +495,25 @@ static void on_time_up(int sig, siginfo_t *info, void *context) {
 
 // PID 1 of the run: starts the interpreter, reaps every process, and reports the interpreter's
 // wait status on status_fd. Its exit ends the namespace and everything still in it.
+static int helper_argc;
+static char **helper_argv;
+
+// /proc/1/cmdline of the namespace is init's, inherited from the helper: its host path and every
+// limit. Blanked (the kernel reads the memory the arguments were in), and named plain "init".
+static void forget_arguments(void) {
+    if (helper_argc > 0) {
+        char *start = helper_argv[0];
+        char *end = helper_argv[helper_argc - 1] + strlen(helper_argv[helper_argc - 1]);
+        memset(start, 0, (size_t)(end - start));
+        if (end - start >= 4) memcpy(start, "init", 4);
+    }
+    if (prctl(PR_SET_NAME, "init", 0, 0, 0) != 0) die("name init");
+}
+
 static void run_init(const struct limits *limits, int code_fd, int limit_fd, int out_fd, int err_fd, int status_fd) {
     // Failures from here on are the run's stderr: the helper's stdout carries only its answer.
     result_fd = err_fd;
+    forget_arguments();
     if (dup2(err_fd, 1) < 0 || dup2(err_fd, 2) < 0) die("dup2");
     close(0);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) die("pdeathsig");
@@ -633,8 +724,11 @@ static void capture_read(struct capture *c) {
 int main(int argc, char **argv) {
     // Nothing the server had open reaches the sandbox.
     syscall(SYS_close_range, 3, ~0U, 0);
+    helper_argc = argc;
+    helper_argv = argv;
     struct limits limits = {
-        .python = string_option(argc, argv, "--python", "/usr/bin/python3"),
+        // A copy: init blanks the memory the arguments are in (forget_arguments).
+        .python = strdup(string_option(argc, argv, "--python", "/usr/bin/python3")),
         .memory_bytes = option(argc, argv, "--memory-bytes", 512LL << 20),
         .cpu_seconds = option(argc, argv, "--cpu-seconds", 10),
         .file_bytes = option(argc, argv, "--file-bytes", 32LL << 20),
@@ -644,6 +738,7 @@ int main(int argc, char **argv) {
         .tmp_bytes = option(argc, argv, "--tmp-bytes", 64LL << 20),
         .output_bytes = option(argc, argv, "--output-bytes", 1LL << 20),
     };
+    if (!limits.python) die("strdup");
     if (limits.python[0] != '/') { errno = EINVAL; die("--python must be an absolute path"); }
 
     int code[2], out[2], err[2], status[2], limit[2];
@@ -672,7 +767,9 @@ int main(int argc, char **argv) {
     // to the cgroup of whoever writes them. Processes: the limit, and init.
     cgroup_join(&cg_memory, "memory.limit_in_bytes", limits.memory_bytes + 2 * limits.workspace_bytes);
     cgroup_join(&cg_pids, "pids.max", limits.processes + 1);
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) != 0) die("unshare");
+    // After joining the run's cgroups: in its own cgroup namespace, /proc/self/cgroup shows them
+    // as "/", not the host's path.
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP) != 0) die("unshare");
     char map[64];
     write_file("/proc/self/setgroups", "deny");
     snprintf(map, sizeof map, "%d %d 1\n", SANDBOX_UID, uid);
@@ -700,6 +797,7 @@ int main(int argc, char **argv) {
             got += (size_t)n;
         }
         write_all(1, "ready\n", 6);
+        close(limit[0]);  // the loader closed its end: nothing more comes this way
     }
 
     // Wait for the request. Closing stdin without one (a pool shutting down) ends the runner.
@@ -748,20 +846,18 @@ int main(int argc, char **argv) {
     };
     if (!captures[0].kept || !captures[1].kept) die("malloc");
     char limit_name[32] = "";
-    size_t limit_length = 0;
     char status_text[32] = "";
     size_t status_length = 0;
-    int status_open = 1, limit_open = 1;
+    int status_open = 1;
     int timed_out = 0;
     long long deadline = started + wall_ms * 1000;
-    while (captures[0].fd >= 0 || captures[1].fd >= 0 || status_open || limit_open) {
-        struct pollfd fds[4];
+    while (captures[0].fd >= 0 || captures[1].fd >= 0 || status_open) {
+        struct pollfd fds[3];
         int count = 0;
-        int slot[4];
+        int slot[3];
         if (captures[0].fd >= 0) { fds[count] = (struct pollfd){captures[0].fd, POLLIN, 0}; slot[count++] = 0; }
         if (captures[1].fd >= 0) { fds[count] = (struct pollfd){captures[1].fd, POLLIN, 0}; slot[count++] = 1; }
         if (status_open) { fds[count] = (struct pollfd){status[0], POLLIN, 0}; slot[count++] = 2; }
-        if (limit_open) { fds[count] = (struct pollfd){limit[0], POLLIN, 0}; slot[count++] = 3; }
         int timeout = -1;
         if (timed_out < 2) {
             long long left = deadline - now_us();
@@ -787,17 +883,15 @@ int main(int argc, char **argv) {
             if (!fds[i].revents) continue;
             if (slot[i] < 2) capture_read(&captures[slot[i]]);
             else {
-                int fd = slot[i] == 2 ? status[0] : limit[0];
-                char *into = slot[i] == 2 ? status_text + status_length : limit_name + limit_length;
-                size_t room = slot[i] == 2 ? sizeof status_text - 1 - status_length : sizeof limit_name - 1 - limit_length;
+                size_t room = sizeof status_text - 1 - status_length;
                 char sink[64];
-                ssize_t n = read(fd, room ? into : sink, room ? room : sizeof sink);
+                ssize_t n = read(status[0], room ? status_text + status_length : sink, room ? room : sizeof sink);
                 if (n < 0 && errno == EINTR) continue;
                 if (n <= 0) {
-                    if (slot[i] == 2) status_open = 0; else limit_open = 0;
-                    close(fd);
+                    status_open = 0;
+                    close(status[0]);
                 } else if (room) {
-                    if (slot[i] == 2) status_length += (size_t)n; else limit_length += (size_t)n;
+                    status_length += (size_t)n;
                 }
             }
         }
@@ -809,16 +903,19 @@ int main(int argc, char **argv) {
     int in_cgroup = cg_memory.run_fd >= 0 && cg_pids.run_fd >= 0;
     long long wall_us = now_us() - started;
     status_text[status_length] = 0;
-    limit_name[limit_length] = 0;
-    // The first name the loader reported (a fork bomb reports from many processes).
-    for (size_t i = 0; i < limit_length; i++)
-        if (!((limit_name[i] >= 'a' && limit_name[i] <= 'z') || limit_name[i] == '_')) { limit_name[i] = 0; break; }
 
     int exit_code = -1, term_signal = 0;
     if (status_length > 0) {
         int raw = atoi(status_text);
         if (WIFEXITED(raw)) exit_code = WEXITSTATUS(raw);
         else if (WIFSIGNALED(raw)) term_signal = WTERMSIG(raw);
+        // The loader's own ending for a limit it recognised (see LOADER): exit code 1, and the limit.
+        static const char *loader_limits[] = {"memory", "file_size", "disk", "processes"};
+        if (term_signal >= SIGRTMIN + 1 && term_signal <= SIGRTMIN + 4) {
+            snprintf(limit_name, sizeof limit_name, "%s", loader_limits[term_signal - SIGRTMIN - 1]);
+            exit_code = 1;
+            term_signal = 0;
+        }
     } else if (!timed_out) {
         // init died without a report: it failed during setup, and said why on stderr.
         term_signal = WIFSIGNALED(init_status) ? WTERMSIG(init_status) : 0;

@@ -300,19 +300,63 @@ import Testing
         #expect(result.output.stderr == "done\n")
     }
 
+    /// The child sleeps in the interpreter (the sandbox has no /bin/sleep: its /usr holds only
+    /// what the interpreter needs).
     @Test func aChildThatOutlivesItsParentDiesWithTheRun() async throws {
         let marker = "\(Int.random(in: 1_000_000...9_999_999))"
         let result = try await Self.run("""
-            import os
+            import os, sys
             if os.fork() == 0:
-                os.execv('/bin/sleep', ['sleep', '\(marker)'])
+                os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(\(marker))'])
             print('parent leaves')
             """)
         #expect(result.ending == .exited(0))
         #expect(result.output.stdout == "parent leaves\n")
         #expect(result.usage.durationMs < 3000)
         try await Task.sleep(for: .milliseconds(200))
-        #expect(Self.hostProcesses(containing: "sleep \(marker)").isEmpty)
+        #expect(Self.hostProcesses(containing: "time.sleep(\(marker))").isEmpty)
+    }
+
+    /// Issue 17, finding 7: /usr/local (with the host's /usr/local/etc and /usr/local/bin) was
+    /// mounted; /proc/1/cmdline showed the helper's host path and limits; /proc/self/cgroup the
+    /// host's cgroup path; and the program could write to an inherited fd 4 and have its own run
+    /// reported as limit_exceeded.
+    @Test func theSandboxShowsNothingOfItsHostOrItsSupervisor() async throws {
+        let result = try await Self.run("""
+            import os
+            print(os.path.exists('/usr/local'), sorted(os.listdir('/usr/bin')))
+            print(open('/proc/1/cmdline', 'rb').read().rstrip(b'\\0'))
+            print(open('/proc/1/comm').read().strip())
+            print(sorted(set(line.rsplit(':', 1)[1].strip() for line in open('/proc/self/cgroup'))))
+            print(sorted(os.listdir('/proc/self/fd')))
+            """)
+        #expect(result.ending == .exited(0), "\(result.output.stderr)")
+        let lines = result.output.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 5, "\(result.output.stdout)\(result.output.stderr)")
+        guard lines.count == 5 else { return }
+        #expect(lines[0].hasPrefix("False ['python3"), "\(lines[0])")
+        #expect(!lines[0].contains("sleep") && !lines[0].contains("sh'"), "host tools are visible: \(lines[0])")
+        #expect(lines[1] == "b'init'", "init's command line: \(lines[1])")
+        #expect(lines[2] == "init")
+        #expect(lines[3] == "['/']", "cgroup paths: \(lines[3])")
+        // 0, 1 and 2 (and, where the listing shows it, the descriptor listdir itself opened).
+        #expect(["['0', '1', '2']", "['0', '1', '2', '3']"].contains(lines[4]), "descriptors: \(lines[4])")
+    }
+
+    @Test func aProgramCannotReportItsOwnRunAsOverALimit() async throws {
+        let result = try await Self.run("""
+            import os
+            for fd in range(3, 64):
+                try: os.write(fd, b'memory\\n')
+                except OSError: pass
+            raise SystemExit(3)
+            """)
+        #expect(result.ending == .exited(3))
+        #expect(result.limit == nil)
+        // A limit the loader recognises is still named.
+        let greedy = try await Self.run("x = bytearray(4 * 1024 ** 3)")
+        #expect(greedy.limit == "memory")
+        #expect(greedy.ending == .exited(1))
     }
 
     @Test func twentyConcurrentRunsEachHaveTheirOwnLimitsAndFiles() async throws {
