@@ -191,4 +191,54 @@ import Testing
             }
         }
     }
+
+    /// Sends raw bytes to 127.0.0.1:`port` and returns what comes back until the server closes
+    /// the connection or 5 s pass. On a thread of its own: the calls block.
+    static func raw(_ request: String, port: Int) async -> String {
+        await withCheckedContinuation { continuation in
+            Thread {
+                var answer = [UInt8]()
+                defer { continuation.resume(returning: String(decoding: answer, as: UTF8.self)) }
+                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                guard fd >= 0 else { return }
+                defer { close(fd) }
+                var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = in_port_t(UInt16(port).bigEndian)
+                address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                let connected = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+                guard connected == 0 else { return }
+                let bytes = Array(request.utf8)
+                _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let n = recv(fd, &buffer, buffer.count, 0)
+                    if n <= 0 { break }
+                    answer += buffer[0..<n]
+                }
+            }.start()
+        }
+    }
+
+    @Test func aMalformedChunkedBodyIsA400ProblemNotA500() async throws {
+        let identity = try await TestIdentity()
+        let app = buildApplication(
+            server: ServerSettings(host: "127.0.0.1", port: 0),
+            dependencies: AppDependencies(healthChecks: [], registry: PrometheusCollectorRegistry(), identity: identity.dependencies) { .init(ready: true) },
+            logger: Logger(label: "test"))
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let answer = await Self.raw(
+                "POST /api/v1/auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + "5\r\n{\"use\r\nZZZ\r\nnot a chunk\r\n\r\n", port: port)
+            #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer.prefix(300))")
+            #expect(answer.contains("application/problem+json"), "\(answer.prefix(300))")
+            #expect(answer.contains("request.malformed_http"), "\(answer.prefix(400))")
+            #expect(!answer.contains(" 500 "))
+        }
+    }
 }
