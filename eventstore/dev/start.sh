@@ -30,10 +30,31 @@ as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# Why a running server no longer matches the binaries on disk, or nothing. Installing a Debian
+# package can upgrade postgresql-15 under a running server (postgresql-doc-15 took 15.18 to 15.20),
+# which then fails to load plpgsql.so on every new connection that touches a PL/pgSQL trigger.
+postgres_outdated() {
+  local pid exe installed running
+  pid=$(head -n1 "$1/postmaster.pid")
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+  if [[ "$exe" == *"(deleted)"* ]]; then echo "its binary was replaced on disk"; return; fi
+  installed=$("$PG_BIN/postgres" -V 2>/dev/null | awk '{print $3}')
+  running=$(as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$CHRONICLE_PG_PORT" -U "$CHRONICLE_PG_USER" -d postgres -tAc 'SHOW server_version' 2>/dev/null | awk '{print $1}')
+  if [ -n "$installed" ] && [ -n "$running" ] && [ "$installed" != "$running" ]; then
+    echo "it runs $running but $installed is installed"
+  fi
+}
+
 start_postgres() {
   local dir="$CHRONICLE_DATA/pg" sock="$CHRONICLE_DATA/pg-socket"
   if alive "$dir/postmaster.pid" && as_pg "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$CHRONICLE_PG_PORT"; then
-    say "postgres already up on 127.0.0.1:$CHRONICLE_PG_PORT"; return
+    local outdated
+    outdated=$(postgres_outdated "$dir")
+    if [ -z "$outdated" ]; then
+      say "postgres already up on 127.0.0.1:$CHRONICLE_PG_PORT"; return
+    fi
+    say "postgres on 127.0.0.1:$CHRONICLE_PG_PORT is outdated ($outdated): restarting it"
+    as_pg "$PG_BIN/pg_ctl" -D "$dir" -m fast -w -t 60 stop >/dev/null || die "could not stop the outdated postgres; see $dir/postgres.log"
   fi
   port_open "$CHRONICLE_PG_PORT" && die "port $CHRONICLE_PG_PORT is taken by another process; set CHRONICLE_PG_PORT"
   mkdir -p "$dir" "$sock"
