@@ -5,7 +5,8 @@ import Foundation
 import Testing
 
 /// schemathesis (PyPI, installed by eventstore/dev/install.sh) against the live server with a
-/// valid token: no 5xx, and no response that breaks the OpenAPI document.
+/// valid token: no 5xx, and no response that breaks the OpenAPI document, over at least 5,000
+/// requests, every tenth JSON body of them over the 1 MiB limit (Support/schemathesis_hooks.py).
 @Suite struct SchemathesisTests {
     static var binary: URL {
         let data = ProcessInfo.processInfo.environment["CHRONICLE_DATA"].map { URL(fileURLWithPath: $0) }
@@ -14,16 +15,18 @@ import Testing
     }
 
     /// The server's own count of answered requests by status class, from /metrics.
-    static func served(_ client: HTTPTestClient) async throws -> (total: Int, serverErrors: Int) {
+    static func served(_ client: HTTPTestClient) async throws -> (total: Int, serverErrors: Int, tooLarge: Int) {
         let text = try await client.send("GET", "/metrics").text
         var total = 0
         var errors = 0
+        var tooLarge = 0
         for line in text.split(separator: "\n") where line.hasPrefix("hb_requests{") && line.contains("/api/v1") {
             let count = Int(Double(line.split(separator: " ").last ?? "") ?? 0)
             total += count
             if line.contains("http_response_status_code=\"5") { errors += count }
+            if line.contains("http_response_status_code=\"413\"") { tooLarge += count }
         }
-        return (total, errors)
+        return (total, errors, tooLarge)
     }
 
     @Test func fuzzingTheAPIWithAValidTokenFindsNoServerErrorAndNoBreachOfTheDocument() async throws {
@@ -41,10 +44,11 @@ import Testing
                 process.arguments = [
                     "run", "\(client.base)/openapi.yaml", "-H", "Authorization: Bearer \(client.token!)",
                     "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance",
-                    "--max-examples", "170", "--workers", "1", "--request-timeout", "15", "--no-color", "--phases", "coverage,fuzzing",
+                    "--max-examples", "340", "--workers", "1", "--request-timeout", "15", "--no-color", "--phases", "coverage,fuzzing",
                 ]
                 var env = ProcessInfo.processInfo.environment
                 env["SCHEMATHESIS_TELEMETRY"] = "false"
+                env["SCHEMATHESIS_HOOKS"] = TestServers.root.appendingPathComponent("Tests/IntegrationTests/Support/schemathesis_hooks.py").path
                 process.environment = env
                 let output = FileManager.default.temporaryDirectory.appendingPathComponent("schemathesis-\(UUID()).txt")
                 FileManager.default.createFile(atPath: output.path, contents: nil)
@@ -63,11 +67,12 @@ import Testing
                 #expect(process.terminationStatus == 0, "schemathesis found problems:\n\(report.suffix(6000))")
                 let generated = report.split(separator: "\n").first { $0.contains(" generated,") }
                     .flatMap { Int($0.trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "") } ?? 0
-                #expect(generated >= 2000, "schemathesis generated only \(generated) test cases")
-                let (total, serverErrors) = try await Self.served(client)
-                print("schemathesis: the server answered \(total) requests under /api/v1, \(serverErrors) of them 5xx")
-                #expect(total >= 2000, "only \(total) requests reached the API")
+                #expect(generated >= 5000, "schemathesis generated only \(generated) test cases")
+                let (total, serverErrors, tooLarge) = try await Self.served(client)
+                print("schemathesis: the server answered \(total) requests under /api/v1, \(serverErrors) of them 5xx, \(tooLarge) of them 413")
+                #expect(total >= 5000, "only \(total) requests reached the API")
                 #expect(serverErrors == 0)
+                #expect(tooLarge >= 50, "only \(tooLarge) bodies over the limit were answered 413")
             }
         }
     }
