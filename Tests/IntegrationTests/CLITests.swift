@@ -151,8 +151,8 @@ import Testing
         }
     }
 
-    /// A server whose database has gone away still stops on SIGTERM: after its grace it says so
-    /// and exits 1, instead of waiting for the database forever. (A database of its own, outside
+    /// A server whose database has gone away still stops on SIGTERM: gracefully, or, if a part is
+    /// stuck, after its grace, saying so and exiting 1; never waiting for the database forever. (A database of its own, outside
     /// `withDatabase`, whose client would itself be left with a dropped database.)
     @Test func aServerWhoseDatabaseIsGoneStillStopsOnSIGTERMWithinItsGrace() async throws {
         let base = try TestServers.postgres()
@@ -183,9 +183,16 @@ import Testing
                 for _ in 0..<300 where process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
                 let took = ContinuousClock.now - sent
                 #expect(!process.isRunning, "serve ignored SIGTERM for 30 s with its database gone")
-                #expect(took >= .seconds(2), "it stopped before its grace: \(took)")
-                if !process.isRunning { #expect(process.terminationStatus == 1) }
-                #expect(written().contains("graceful shutdown did not finish; stopping now"), "\(written().suffix(2000))")
+                // Since the lease stopped waiting on its dead connection (issue 17's fault suite),
+                // the stop is graceful and quick; a stop that still takes longer than the grace
+                // must be cut there, say so, and exit 1.
+                if took < .seconds(2) {
+                    #expect(process.terminationStatus == 0, "a quick stop that was not graceful")
+                } else {
+                    #expect(process.terminationStatus == 1)
+                    #expect(written().contains("graceful shutdown did not finish; stopping now"), "\(written().suffix(2000))")
+                }
+                #expect(took < .seconds(10), "it stopped \(took) after SIGTERM, past its grace of 2 s")
             }
         } catch {
             try? await dropIt()

@@ -5,8 +5,16 @@ import Projections
 
 /// Leases on Postgres: a session advisory lock held on a dedicated connection (released by the
 /// server when the holder's connection dies, so a killed process frees it), plus a fencing epoch
-/// bumped on every acquisition. The connection is pinged while held; if it fails, the holder's
-/// work is cancelled, and its stale epoch keeps it from writing in the meantime.
+/// bumped on every acquisition. While held, the lease is confirmed every `keepAlive`; if it is
+/// lost, the holder's work is cancelled, and its stale epoch keeps it from writing meanwhile.
+///
+/// The confirmation never sends anything on the dedicated connection. PostgresNIO 1.33's
+/// `PostgresConnection.query` on a connection the server has closed never returns and ignores
+/// cancellation (it writes with `promise: nil` and waits on a promise nobody completes). The old
+/// keep-alive `SELECT 1` hung that way after a Postgres restart, so the holder never noticed it had
+/// lost the lock, and a runner whose work had failed waited on it for good (the fault suite found
+/// both). Instead: the connection's own closed flag, and, through the pool, whether the lock's
+/// session (backend pid and start time) still exists, which also catches a half-open socket.
 public struct PostgresLeaseProvider: LeaseProvider {
     let client: PostgresClient
     let logger: Logger
@@ -18,16 +26,21 @@ public struct PostgresLeaseProvider: LeaseProvider {
         self.keepAlive = keepAlive
     }
 
+    struct LeaseLost: Error, CustomStringConvertible {
+        let projector: String
+        var description: String { "the lease of \(projector) was lost (its session ended)" }
+    }
+
     public func withLease(_ name: String, _ body: @escaping @Sendable (Int64) async throws -> Void) async throws -> Bool {
         try await client.withConnection { connection in
             let key = "chronicle.lease.\(name)"
-            var locked = false
-            for try await got in try await connection.query(
-                "SELECT pg_try_advisory_lock(hashtextextended(\(key), 0))", logger: logger
-            ).decode(Bool.self) {
-                locked = got
+            var session: (pid: Int32, started: String)?
+            for try await (got, pid, started) in try await connection.query(
+                "SELECT pg_try_advisory_lock(hashtextextended(\(key), 0)), pg_backend_pid(), pg_postmaster_start_time()::text", logger: logger
+            ).decode((Bool, Int32, String).self) where got {
+                session = (pid, started)
             }
-            guard locked else { return false }
+            guard let session else { return false }
             do {
                 var epoch: Int64 = 0
                 for try await value in try await connection.query("""
@@ -44,18 +57,32 @@ public struct PostgresLeaseProvider: LeaseProvider {
                     group.addTask {
                         while true {
                             try await Task.sleep(for: keepAlive)
-                            _ = try await connection.query("SELECT 1", logger: logger).collect()
+                            guard !connection.isClosed, try await sessionAlive(session) else { throw LeaseLost(projector: name) }
                         }
                     }
                     defer { group.cancelAll() }
                     try await group.next()
                 }
             } catch {
-                _ = try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(key), 0))", logger: logger).collect()
+                if !connection.isClosed {
+                    _ = try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(key), 0))", logger: logger).collect()
+                }
                 throw error
             }
-            _ = try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(key), 0))", logger: logger).collect()
+            if !connection.isClosed {
+                _ = try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(key), 0))", logger: logger).collect()
+            }
             return true
         }
+    }
+
+    /// Whether the lock's session is still the server's: same backend pid, and the server not
+    /// restarted since (a restart ends every session; a pid may come back).
+    func sessionAlive(_ session: (pid: Int32, started: String)) async throws -> Bool {
+        let rows = try await client.query("""
+            SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = \(session.pid)) AND pg_postmaster_start_time()::text = \(session.started)
+            """, logger: logger)
+        for try await alive in rows.decode(Bool.self) { return alive }
+        return false
     }
 }
