@@ -75,7 +75,7 @@ struct ReadSide: Sendable {
         return Worker(
             name: "code-execute", queue: queue, inbox: PostgresInbox(client: database.client, logger: logger),
             concurrency: sandbox.settings.concurrency, maxAttempts: delays.count + 1, backoff: delays,
-            stallAfter: .seconds(2 * sandbox.maxTimeoutSeconds + 30), metrics: metrics, logger: logger, giveUp: worker.giveUp, handler: worker.handle)
+            stallAfter: .seconds(2 * sandbox.maxTimeoutSeconds + 30), metrics: metrics, logger: logger, giveUp: worker.ending.giveUp, handler: worker.handle)
     }
 
     /// The agent workers: competing consumers of `agent.execute`.
@@ -89,22 +89,22 @@ struct ReadSide: Sendable {
         return Worker(
             name: "agent-execute", queue: queue, inbox: PostgresInbox(client: database.client, logger: logger),
             concurrency: agents.workerConcurrency, maxAttempts: delays.count + 1, backoff: delays,
-            stallAfter: .seconds(2 * agents.timeoutSeconds + 30), metrics: metrics, logger: logger, giveUp: runner.giveUp, handler: runner.handle)
+            stallAfter: .seconds(2 * agents.timeoutSeconds + 30), metrics: metrics, logger: logger, giveUp: runner.ending.giveUp, handler: runner.handle)
     }
 
-    /// Fails runs of either module that made no progress past their time limit plus `grace`.
-    func runWatchdog(agents: AgentsConfiguration, sandbox: any SandboxRunner, grace: Duration) -> RunWatchdog {
-        let agentRunner = AgentExecutionRunner(store: database.eventStore, model: agents.model, prices: agents.prices, logger: logger)
-        let codeWorker = CodeExecutionWorker(store: database.eventStore, sandbox: sandbox, logger: logger)
+    /// Fails runs of either module that made no progress for longer than `policy` allows.
+    func runWatchdog(agents: AgentsConfiguration, sandbox: any SandboxRunner, policy: StallPolicy) -> RunWatchdog {
+        let agentRuns = AgentExecutionRunner(store: database.eventStore, model: agents.model, prices: agents.prices, logger: logger).ending
+        let codeRuns = CodeExecutionWorker(store: database.eventStore, sandbox: sandbox, logger: logger).ending
         let agentQueries = agentQueries, sandboxQueries = sandboxQueries
         return RunWatchdog(
             runs: [
                 SupervisedRuns(name: "agents", candidates: { try await agentQueries.unfinishedExecutions(requestedBefore: $0, limit: $1) },
-                    failIfStalled: { try await agentRunner.failIfStalled($0, grace: $1, now: $2) }),
+                    failIfStalled: { try await agentRuns.failIfStalled($0, policy: $1, now: $2) }),
                 SupervisedRuns(name: "sandbox", candidates: { try await sandboxQueries.unfinished(requestedBefore: $0, limit: $1) },
-                    failIfStalled: { try await codeWorker.failIfStalled($0, grace: $1, now: $2) }),
+                    failIfStalled: { try await codeRuns.failIfStalled($0, policy: $1, now: $2) }),
             ],
-            grace: grace, logger: logger)
+            policy: policy, logger: logger)
     }
 
     /// The relay: integration events from the log to RabbitMQ, with publisher confirms.

@@ -73,8 +73,11 @@ struct Serve: AsyncParsableCommand {
             sandboxRunner = runner
             workers = [readSide.agentWorker(amqp, agents, sandbox: (runner, sandbox.settings.limits)), readSide.sandboxWorker(amqp, sandbox, runner: runner)]
             services += workers
-            let grace = try EnvironmentValues(env).integer("CHRONICLE_RUN_WATCHDOG_GRACE_SECONDS", 60, 1...3600)
-            services.append(readSide.runWatchdog(agents: agents, sandbox: runner, grace: .seconds(grace)))
+            let values = EnvironmentValues(env)
+            let policy = StallPolicy(
+                grace: .seconds(try values.integer("CHRONICLE_RUN_WATCHDOG_GRACE_SECONDS", 60, 1...3600)),
+                pendingGrace: .seconds(try values.integer("CHRONICLE_RUN_WATCHDOG_PENDING_SECONDS", 300, 1...86_400)))
+            services.append(readSide.runWatchdog(agents: agents, sandbox: runner, policy: policy))
             logger.info("agent workers", metadata: [
                 "llm": "\(agents.modelDescription)", "concurrency": "\(agents.workerConcurrency)",
             ])

@@ -110,8 +110,8 @@ import Testing
         _ = try await handler.handle(.start(executionID: id, attempt: 1, now: Date()), on: stream, context: CommandContext())
         let worker = CodeExecutionWorker(store: store, sandbox: UnstorableOutcomeTests.CountingSandbox(), logger: logger)
         let watchdog = RunWatchdog(
-            runs: [SupervisedRuns(name: "sandbox", candidates: { _, _ in [id] }, failIfStalled: { try await worker.failIfStalled($0, grace: $1, now: $2) })],
-            grace: .seconds(60), logger: logger)
+            runs: [SupervisedRuns(name: "sandbox", candidates: { _, _ in [id] }, failIfStalled: { try await worker.ending.failIfStalled($0, policy: $1, now: $2) })],
+            policy: StallPolicy(grace: .seconds(60)), logger: logger)
         return (id, watchdog)
     }
 
@@ -137,7 +137,7 @@ import Testing
             streamVersion: requested.streamVersion, occurredAt: requested.recordedAt, correlationID: "c", causationID: "c", tenantID: "t1",
             rawData: requested.data)
         let worker = CodeExecutionWorker(store: store, sandbox: UnstorableOutcomeTests.CountingSandbox(), logger: Self.logger)
-        try await worker.giveUp(WorkItem(messageID: "m", type: requested.eventType, body: body, attempt: 3, receipt: 1), after: StalledWorkerTests.Boom())
+        try await worker.ending.giveUp(WorkItem(messageID: "m", type: requested.eventType, body: body, attempt: 3, receipt: 1), after: StalledWorkerTests.Boom())
         let last = try await store.readStream(CodeExecutionDecider.streamID(id).description, from: 3, direction: .forward, limit: 1)
         guard let event = last.first, case .failed(let failed) = try EventRegistry.chronicle.decode(event, as: CodeExecutionEvent.self) else {
             Issue.record("not failed")
@@ -146,12 +146,17 @@ import Testing
         #expect(failed.error == "the run could not be completed: its work was given up after 3 tries")
     }
 
-    @Test func aStalledAgentRunIsFailedAndALiveOneIsNot() async throws {
+    /// A run never started may be waiting behind a backlog or an outage (its message is still
+    /// queued): it is failed only after the pending grace, not after its time limit plus the grace.
+    @Test func anAgentRunNeverStartedIsFailedOnlyAfterThePendingGrace() async throws {
         let fixture = AgentExecutionRunnerTests.Fixture()
         _ = try await fixture.request(timeout: 10)
-        let runner = fixture.runner(OfflineLanguageModel())
-        #expect(try await runner.failIfStalled(fixture.executionID, grace: .seconds(60), now: Date().addingTimeInterval(20)) == false)
-        #expect(try await runner.failIfStalled(fixture.executionID, grace: .seconds(60), now: Date().addingTimeInterval(71)) == true)
+        let runs = fixture.runner(OfflineLanguageModel()).ending
+        let policy = StallPolicy(grace: .seconds(60), pendingGrace: .seconds(300))
+        #expect(try await runs.failIfStalled(fixture.executionID, policy: policy, now: Date().addingTimeInterval(71)) == false)
+        #expect(try await runs.failIfStalled(fixture.executionID, policy: policy, now: Date().addingTimeInterval(301)) == true)
         #expect(try await fixture.types() == ["AgentExecutionRequested", "AgentExecutionFailed"])
+        guard case .failed(let failed) = try await fixture.events().last else { return }
+        #expect(failed.error.hasPrefix("the run was not started within 30"))
     }
 }

@@ -83,15 +83,7 @@ public struct AgentReadModels: AgentQueries {
 
     /// Runs not ended and requested before `date`, oldest first: the watchdog's candidates.
     public func unfinishedExecutions(requestedBefore date: Date, limit: Int) async throws -> [UUID] {
-        try await readModel(orIfAbsent: []) {
-            let rows = try await client.query("""
-                SELECT execution_id FROM agent_executions WHERE status IN ('pending', 'running') AND requested_at < \(date)
-                ORDER BY requested_at LIMIT \(Int64(limit))
-                """, logger: logger)
-            var ids: [UUID] = []
-            for try await id in rows.decode(UUID.self) { ids.append(id) }
-            return ids
-        }
+        try await unfinishedRuns(client, in: "agent_executions", requestedBefore: date, limit: limit, logger: logger)
     }
 
     public func executions(agent: UUID, status: String?, page: Int, pageSize: Int) async throws -> Page<ExecutionView> {

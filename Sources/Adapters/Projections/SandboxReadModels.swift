@@ -42,15 +42,7 @@ public struct SandboxReadModels: SandboxQueries {
 
     /// Runs not ended and requested before `date`, oldest first: the watchdog's candidates.
     public func unfinished(requestedBefore date: Date, limit: Int) async throws -> [UUID] {
-        try await readModel(orIfAbsent: []) {
-            let rows = try await client.query("""
-                SELECT execution_id FROM code_executions WHERE status IN ('pending', 'running') AND requested_at < \(date)
-                ORDER BY requested_at LIMIT \(Int64(limit))
-                """, logger: logger)
-            var ids: [UUID] = []
-            for try await id in rows.decode(UUID.self) { ids.append(id) }
-            return ids
-        }
+        try await unfinishedRuns(client, in: "code_executions", requestedBefore: date, limit: limit, logger: logger)
     }
 
     public func waitForExecutions(_ checkpoint: Checkpoint, timeout: Duration) async throws -> Bool {

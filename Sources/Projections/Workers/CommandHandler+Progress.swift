@@ -9,10 +9,6 @@ extension CommandHandler {
         return (last.recordedAt, last.streamVersion)
     }
 
-    /// Whether a stream last written at `last` is silent past `limitSeconds` plus `grace` at `now`.
-    public static func isStalled(lastAt last: Date, limitSeconds: Int, grace: Duration, now: Date) -> Bool {
-        now.timeIntervalSince(last) > Double(limitSeconds) + Double(grace.components.seconds)
-    }
 
     /// The context of an event that ends a run from outside a request (a give-up, the watchdog):
     /// the tenant and correlation of the message if there is one, else of the run's first event.
