@@ -40,6 +40,15 @@ static inline int chronicle_amqp_publish(amqp_connection_state_t conn, amqp_chan
                               &props, payload);
 }
 
+/* The messages ready in a queue (a passive declare), or -1 if it does not exist (which closes
+ * the channel). Unacknowledged deliveries are not counted: they return to ready when their
+ * consumer's connection closes. */
+static inline long chronicle_amqp_queue_ready(amqp_connection_state_t conn, amqp_channel_t channel, const char *name) {
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(conn, channel, amqp_cstring_bytes(name), 1, 0, 0, 0, amqp_empty_table);
+    if (!ok || amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL) return -1;
+    return (long)ok->message_count;
+}
+
 /* A durable queue; dead-letters to dlx_exchange/dlx_routing_key when given (NULL for none), and
  * expires messages after message_ttl_ms when positive (a retry delay queue). */
 static inline int chronicle_amqp_queue_declare(amqp_connection_state_t conn, amqp_channel_t channel, const char *name,

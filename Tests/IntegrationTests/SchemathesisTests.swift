@@ -9,8 +9,9 @@ import Testing
 /// requests, every tenth JSON body of them over the 1 MiB limit (Support/schemathesis_hooks.py).
 @Suite struct SchemathesisTests {
     static var binary: URL {
-        let data = ProcessInfo.processInfo.environment["CHRONICLE_DATA"].map { URL(fileURLWithPath: $0) }
-            ?? TestServers.root.appendingPathComponent(".chronicle")
+        let environment = ProcessInfo.processInfo.environment
+        if let venv = environment["CHRONICLE_VENV"], !venv.isEmpty { return URL(fileURLWithPath: venv).appendingPathComponent("bin/schemathesis") }
+        let data = environment["CHRONICLE_DATA"].map { URL(fileURLWithPath: $0) } ?? TestServers.root.appendingPathComponent(".chronicle")
         return data.appendingPathComponent("venv/bin/schemathesis")
     }
 

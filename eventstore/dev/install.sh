@@ -21,7 +21,7 @@ fi
 # schemathesis (PyPI, pinned) for the API tests' fuzzing, in a virtualenv of the data folder.
 . "$(dirname "${BASH_SOURCE[0]}")/config.sh"
 SCHEMATHESIS_VERSION=4.32.5
-venv="$CHRONICLE_DATA/venv"
+venv="$CHRONICLE_VENV"
 # The newest CPython at hand: 3.11's ast module has a recursion-depth bug (gh-106905) that
 # crashes schemathesis's deeper generators now and then.
 python=python3

@@ -62,6 +62,14 @@ final class AMQPConnection: @unchecked Sendable {
         }
     }
 
+    /// The messages ready in `queue`; nil if it does not exist.
+    func readyMessages(_ queue: String) -> Int? {
+        lock.withLock {
+            let count = chronicle_amqp_queue_ready(state, channel, queue)
+            return count < 0 ? nil : count
+        }
+    }
+
     func declare(_ topology: AMQPTopology) throws {
         try lock.withLock {
             for exchange in topology.exchanges {

@@ -1,6 +1,7 @@
 import Foundation
 
-/// A throwaway Redis or RabbitMQ of a test's own, started and stopped through the same dev scripts
+/// A throwaway Postgres, Redis or RabbitMQ of a test's own (or all three: `service` is the dev
+/// scripts' argument list), started and stopped through the same dev scripts
 /// as the shared ones, on free ports and in a temporary data folder, so a test can stop it without
 /// disturbing the tests that share the others.
 struct PrivateServer {
@@ -9,9 +10,13 @@ struct PrivateServer {
     let data: URL
 
     static func make(_ service: String) throws -> PrivateServer {
-        let data = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-\(service)-\(UUID().uuidString.prefix(8))")
+        let name = service.replacingOccurrences(of: " ", with: "-")
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-\(name)-\(UUID().uuidString.prefix(8))")
         var env = ProcessInfo.processInfo.environment
+        // The shared virtualenv: a private server needs no Python tools of its own.
+        env["CHRONICLE_VENV"] = SchemathesisTests.binary.deletingLastPathComponent().deletingLastPathComponent().path
         env["CHRONICLE_DATA"] = data.path
+        env["CHRONICLE_PG_PORT"] = String(try CLIProcess.freePort())
         env["CHRONICLE_REDIS_PORT"] = String(try CLIProcess.freePort())
         env["CHRONICLE_AMQP_PORT"] = String(try CLIProcess.freePort())
         env["CHRONICLE_AMQP_DIST_PORT"] = String(try CLIProcess.freePort())
@@ -21,9 +26,13 @@ struct PrivateServer {
 
     var amqpURL: String { "amqp://guest:guest@127.0.0.1:\(environment["CHRONICLE_AMQP_PORT"]!)/%2f" }
     var redisURL: String { "redis://127.0.0.1:\(environment["CHRONICLE_REDIS_PORT"]!)/0" }
+    var postgresURL: String { "postgres://chronicle@127.0.0.1:\(environment["CHRONICLE_PG_PORT"]!)/chronicle" }
 
     func start() async throws { try await script("start.sh") }
     func stop() async throws { try await script("stop.sh") }
+    /// Starts or stops one of the services this server runs (for the fault suite).
+    func start(_ one: String) async throws { try await script("start.sh", [one]) }
+    func stop(_ one: String) async throws { try await script("stop.sh", [one]) }
 
     /// Makes one, starts it, runs `body`, then stops it and deletes its data, whatever happened.
     static func with<T>(_ service: String, _ body: (PrivateServer) async throws -> T) async throws -> T {
@@ -43,12 +52,13 @@ struct PrivateServer {
     /// Runs a dev script and waits for it alone (posix_spawn and waitpid): Foundation's Process
     /// would also wait for the daemons the script leaves running. Starting RabbitMQ takes 10-60 s,
     /// so the wait is a poll that gives its thread back meanwhile.
-    private func script(_ name: String) async throws {
-        try await Watchdog.step("\(name) \(service) (private, in \(data.path))") { try await waitForScript(name) }
+    private func script(_ name: String, _ services: [String]? = nil) async throws {
+        let services = services ?? service.split(separator: " ").map(String.init)
+        try await Watchdog.step("\(name) \(services.joined(separator: " ")) (private, in \(data.path))") { try await waitForScript(name, services) }
     }
 
-    private func waitForScript(_ name: String) async throws {
-        let pid = try spawn(name)
+    private func waitForScript(_ name: String, _ services: [String]) async throws {
+        let pid = try spawn(name, services)
         var status: Int32 = 0
         while true {
             let reaped = waitpid(pid, &status, WNOHANG)
@@ -57,13 +67,13 @@ struct PrivateServer {
             try? await Task.sleep(for: .milliseconds(50))
         }
         guard status == 0 else {
-            throw TestServers.NotConfigured(variable: "\(name) \(service) exited with status \(status)")
+            throw TestServers.NotConfigured(variable: "\(name) \(services.joined(separator: " ")) exited with status \(status)")
         }
     }
 
-    private func spawn(_ name: String) throws -> pid_t {
+    private func spawn(_ name: String, _ services: [String]) throws -> pid_t {
         let path = TestServers.root.appendingPathComponent("eventstore/dev/\(name)").path
-        let arguments = ["/bin/bash", path, service]
+        let arguments = ["/bin/bash", path] + services
         let environment = self.environment.map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
         var actions = posix_spawn_file_actions_t()
