@@ -13,13 +13,16 @@ import Foundation
 /// U+FDD0 is a noncharacter, which Unicode reserves for a program's internal use; a string that
 /// starts with one is escaped too, so the mapping stays one-to-one whatever the input.
 public enum PostgresText {
-    // Built from its value: Swift refuses noncharacters in literals.
-    static let marker = Character(Unicode.Scalar(0xFDD0)!)
+    // Built from its value: Swift refuses noncharacters in literals. Compared as a scalar, never
+    // as a Character: a combining mark after it would make a different grapheme.
+    static let marker = Unicode.Scalar(0xFDD0)!
     static let markerBytes: [UInt8] = Array(String(marker).utf8)
+
+    static func startsWithMarker(_ text: String) -> Bool { text.unicodeScalars.first == marker }
 
     /// The form to store.
     public static func encode(_ text: String) -> String {
-        guard text.utf8.contains(0) || text.first == marker else { return text }
+        guard text.utf8.contains(0) || startsWithMarker(text) else { return text }
         var escaped = String(marker)
         escaped.reserveCapacity(text.utf8.count + 8)
         for scalar in text.unicodeScalars {
@@ -34,21 +37,26 @@ public enum PostgresText {
 
     /// The text that was given to `encode`.
     public static func decode(_ stored: String) -> String {
-        guard stored.first == marker else { return stored }
-        var text = ""
-        var scalars = stored.unicodeScalars.dropFirst()[...]
-        while let scalar = scalars.popFirst() {
-            if scalar == "%", scalars.count >= 2 {
-                let code = String(String.UnicodeScalarView(scalars.prefix(2)))
-                if code == "00" || code == "25" {
-                    text += code == "00" ? "\0" : "%"
-                    scalars = scalars.dropFirst(2)
+        guard startsWithMarker(stored) else { return stored }
+        let scalars = Array(stored.unicodeScalars.dropFirst())
+        var text = String.UnicodeScalarView()
+        text.reserveCapacity(scalars.count)
+        var index = 0
+        while index < scalars.count {
+            let scalar = scalars[index]
+            // `%` then two scalars: 00 is U+0000, 25 is `%`. Nothing else was escaped.
+            if scalar == "%", index + 2 < scalars.count {
+                let (first, second) = (scalars[index + 1], scalars[index + 2])
+                if first == "0" && second == "0" || first == "2" && second == "5" {
+                    text.append(first == "0" ? "\0" : "%")
+                    index += 3
                     continue
                 }
             }
-            text.unicodeScalars.append(scalar)
+            text.append(scalar)
+            index += 1
         }
-        return text
+        return String(text)
     }
 
     /// JSON text to store as `jsonb`: every string literal, keys included, as `encode` would
@@ -58,7 +66,7 @@ public enum PostgresText {
         guard json.range(of: Data("\\u0000".utf8)) != nil || json.range(of: Data(markerBytes)) != nil else { return json }
         return rewriteStrings(json) { literal in
             let value = try? JSONDecoder().decode(String.self, from: Data(("\"" + literal + "\"").utf8))
-            guard let value, value.utf8.contains(0) || value.first == marker else { return literal }
+            guard let value, value.utf8.contains(0) || startsWithMarker(value) else { return literal }
             return jsonBody(encode(value))
         }
     }
@@ -67,16 +75,18 @@ public enum PostgresText {
     public static func decodeJSON(_ json: Data) -> Data {
         guard json.range(of: Data(markerBytes)) != nil else { return json }
         return rewriteStrings(json) { literal in
-            guard literal.hasPrefix(String(marker)), let value = try? JSONDecoder().decode(String.self, from: Data(("\"" + literal + "\"").utf8))
+            guard startsWithMarker(literal), let value = try? JSONDecoder().decode(String.self, from: Data(("\"" + literal + "\"").utf8))
             else { return literal }
             return jsonBody(decode(value))
         }
     }
 
     /// A string as the inside of a JSON string literal.
+    /// The quotes are cut as bytes: a combining mark after the opening quote would make one
+    /// grapheme with it.
     static func jsonBody(_ text: String) -> String {
-        let encoded = String(decoding: (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)
-        return String(encoded.dropFirst().dropLast())
+        let encoded = (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8)
+        return String(decoding: encoded.dropFirst().dropLast(), as: UTF8.self)
     }
 
     /// Calls `body` with the inside of every string literal of `json` (escapes as written) and
