@@ -257,7 +257,8 @@ import Testing
             #expect(ok.map { $0.asked - at < .seconds(30) } == true, "/health was not ok within 30 s of the \(name) recovery")
         }
         let idle = seen.filter { $0.asked > idleFrom + .seconds(5) && $0.answered < idleUntil }
-        #expect(idle.count > 100 && idle.allSatisfy { $0.status == 200 && $0.checks.values.allSatisfy { $0 == "ok" } },
+        // At least one sample every 4 s (a loaded machine answers /health slowly), every one ok.
+        #expect(idle.count >= 30 && idle.allSatisfy { $0.status == 200 && $0.checks.values.allSatisfy { $0 == "ok" } },
             "/health was not ok throughout the idle stretch: \(idle.filter { $0.checks.values.contains { $0 != "ok" } }.first.map { "\($0.checks)" } ?? "")")
 
         let sent = ledger.sent.withLock { $0 }
