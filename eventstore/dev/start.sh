@@ -39,7 +39,8 @@ postgres_outdated() {
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
   if [[ "$exe" == *"(deleted)"* ]]; then echo "its binary was replaced on disk"; return; fi
   installed=$("$PG_BIN/postgres" -V 2>/dev/null | awk '{print $3}')
-  running=$(as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$CHRONICLE_PG_PORT" -U "$CHRONICLE_PG_USER" -d postgres -tAc 'SHOW server_version' 2>/dev/null | awk '{print $1}')
+  # Over TCP as the dev user (trust): no user switch, which a private umask would defeat.
+  running=$("$PG_BIN/psql" -h 127.0.0.1 -p "$CHRONICLE_PG_PORT" -U "$CHRONICLE_PG_USER" -d postgres -tAc 'SHOW server_version' 2>/dev/null | awk '{print $1}')
   if [ -n "$installed" ] && [ -n "$running" ] && [ "$installed" != "$running" ]; then
     echo "it runs $running but $installed is installed"
   fi
