@@ -75,9 +75,7 @@ public struct CodeExecutionWorker: Sendable {
         } catch EventStoreError.refused(let reason) {
             // Running the code again would be refused again: the run ends, saying why.
             logger.error("the run's outcome could not be stored; failing it", metadata: ["reason": "\(reason)"])
-            try await append(.finish(.failed(CodeExecutionFailed(
-                executionID: executionID, attempt: attempt, error: "the run's outcome could not be stored: \(reason)", output: .empty,
-                exitCode: nil, signal: nil, usage: nil, failedAt: Date())), attempt: attempt), step: "unstorable")
+            _ = try await ending.fail(executionID, reason: "the run's outcome could not be stored: \(reason)", step: "unstorable", cause: cause, ifAt: nil)
         }
     }
 }

@@ -61,13 +61,17 @@ public struct RunEnding<D: Decider>: Sendable {
             running
             ? "the run made no progress for \(Int(silent)) s (its time limit is \(limit) s); the worker running it was lost"
             : "the run was not started within \(Int(silent)) s of its request; no worker could take it"
-        return try await fail(id, reason: reason, step: "stalled-\(last.version)", cause: nil, ifAt: last.version)
+        return try await fail(id, reason: reason, step: "stalled-\(last.version)", cause: nil, ifAt: last.version, loaded: state)
     }
 
-    /// Appends the failure unless the run ended meanwhile (or, with `ifAt`, moved on); true if it did.
-    func fail(_ id: UUID, reason: String, step: String, cause: IntegrationMessage?, ifAt version: Int64?) async throws -> Bool {
+    /// Appends the failure unless the run ended meanwhile (or, with `ifAt`, moved on); true if it
+    /// did. `loaded`: the state the caller already read (at `ifAt`), so it is not read twice.
+    public func fail(
+        _ id: UUID, reason: String, step: String, cause: IntegrationMessage?, ifAt version: Int64?, loaded: D.State? = nil
+    ) async throws -> Bool {
         let stream = Self.stream(id)
-        let (state, _) = try await handler.load(stream.description)
+        let state: D.State
+        if let loaded { state = loaded } else { (state, _) = try await handler.load(stream.description) }
         guard openLimit(state) != nil, let command = failure(id, state, reason) else { return false }
         let ended = try await handler.end(
             command, on: stream, commandID: "\(commandPrefix)/\(id.uuidString.lowercased())/end/\(step)", userID: userID, cause: cause, ifAt: version)
