@@ -16,6 +16,7 @@ build:
 build-release:
 	swift build -c release --product chronicle
 	swift build -c release --product chronicle-sandbox
+	swift build -c release --product chronicle-bench
 
 migrate: bootstrap
 	@$(ENV); swift run chronicle migrate
@@ -36,7 +37,7 @@ test: bootstrap build
 	    grep -aE '✘|error:|Fatal error|watchdog:|Test run with' .build/test.log | tail -n 60; fi; exit $$rc
 
 bench: bootstrap build-release
-	@$(ENV); .build/release/chronicle bench
+	@$(ENV); .build/release/chronicle-bench
 
 stop:
 	@$(DEV)/stop.sh

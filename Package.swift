@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .executable(name: "chronicle", targets: ["chronicle"]),
         .executable(name: "chronicle-sandbox", targets: ["chronicle-sandbox"]),
+        .executable(name: "chronicle-bench", targets: ["chronicle-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -24,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.25.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.25.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.0.0"),
     ],
     targets: [
         // System libraries: wired now so every build proves they are installed and link.
@@ -54,10 +56,21 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // What runs the work the relay hands out: the worker loop, the attempt runner, the
+        // watchdog, and each module's runner (Agents/, Sandbox/).
+        .target(
+            name: "Workers",
+            dependencies: [
+                "Events", "Commands",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "Adapters",
             dependencies: [
-                "Events", "Commands", "Projections",
+                "Events", "Commands", "Projections", "Workers",
                 "CHiredis", "CRabbitMQ", "CSeccomp",
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -72,7 +85,7 @@ let package = Package(
         .target(
             name: "API",
             dependencies: [
-                "Events", "Commands", "Projections", "Adapters",
+                "Events", "Commands", "Projections", "Workers",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -85,26 +98,65 @@ let package = Package(
             ],
             resources: [.copy("openapi.yaml")]
         ),
+        // The composition root as a library: each module's manifest, the typed configuration, and
+        // the application built from the list of modules. The CLI, the tests and the benchmarks
+        // all build Chronicle through it.
+        .target(
+            name: "Composition",
+            dependencies: [
+                "Events", "Commands", "Projections", "Workers", "Adapters", "API",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // What both executables share: connection options, logging, one-line errors.
+        .target(
+            name: "CLISupport",
+            dependencies: [
+                "Adapters", "Composition",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "chronicle",
             dependencies: [
-                "Events", "Commands", "Projections", "Adapters", "API",
+                "Events", "Commands", "Projections", "Adapters", "API", "Composition", "CLISupport",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // `make bench`: the benchmarks, kept out of the production binary.
+        .executableTarget(
+            name: "chronicle-bench",
+            dependencies: [
+                "Events", "Commands", "Projections", "Workers", "Adapters", "API", "Composition", "CLISupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
 
-        .testTarget(name: "EventsTests", dependencies: ["Events"], resources: [.copy("Fixtures")]),
+        // The fixtures cover every module's events: the registry of all of them is the composition's.
+        .testTarget(name: "EventsTests", dependencies: ["Events", "Composition"], resources: [.copy("Fixtures")]),
         // One contract suite for every EventStore adapter, run by CommandsTests (in memory) and
         // IntegrationTests (Postgres).
         .target(name: "EventStoreContract", dependencies: ["Events", "Commands"], path: "Tests/EventStoreContract"),
         .testTarget(name: "CommandsTests", dependencies: ["Events", "Commands", "EventStoreContract"]),
         .testTarget(name: "ProjectionsTests", dependencies: ["Events", "Commands", "Projections"]),
+        .testTarget(name: "WorkersTests", dependencies: ["Events", "Commands", "Workers"]),
         .testTarget(
             name: "APITests",
             dependencies: [
-                "API", "Adapters", "Commands", "Events", "Projections",
+                "API", "Adapters", "Commands", "Events", "Projections", "Workers", "Composition",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -113,8 +165,11 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Events", "Commands", "Projections", "Adapters", "API", "EventStoreContract",
+                "Events", "Commands", "Projections", "Workers", "Adapters", "API", "Composition", "EventStoreContract",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]

@@ -1,5 +1,7 @@
+import CLISupport
 import Adapters
 import ArgumentParser
+import Composition
 import Events
 import Foundation
 import Metrics
@@ -10,13 +12,12 @@ struct ProjectionsCommand: AsyncParsableCommand {
         commandName: "projections", abstract: "Inspect and rebuild the projectors.", subcommands: [ListProjections.self, RebuildProjection.self])
 }
 
-/// Shared setup of the read-side commands.
-func withReadSide<T: Sendable>(_ connection: ConnectionOptions, _ body: @Sendable (ReadSide, ChronicleDatabase) async throws -> T) async throws -> T {
+/// Shared setup of the read-side commands: the platform, without metrics.
+func withPlatform<T: Sendable>(_ connection: ConnectionOptions, _ body: @Sendable (Platform) async throws -> T) async throws -> T {
     let logger = try connection.logger("chronicle.projections", default: .critical)
-    let redisURL = ProcessInfo.processInfo.environment["CHRONICLE_REDIS_URL"] ?? "redis://127.0.0.1:56379/0"
-    let redis = RedisClient(settings: try RedisSettings(url: redisURL), logger: logger)
+    let settings = Settings()
     return try await ChronicleDatabase.withRunning(try connection.postgres(), logger: logger) { database in
-        try await body(ReadSide(database: database, redis: redis, metrics: NOOPMetricsHandler.instance, logger: logger), database)
+        try await body(try ChronicleApp.platform(postgres: database, settings: settings, logger: logger))
     }
 }
 
@@ -27,11 +28,13 @@ struct ListProjections: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
 
     func run() async throws {
-        try await withReadSide(connection) { readSide, database in
+        try await withPlatform(connection) { platform in
+            let database = platform.database
             let states = try await database.projectorStates()
-            let parked = try await readSide.parking.parked(projector: nil)
+            let parked = try await platform.parking.parked(projector: nil)
             print(row(["PROJECTOR", "CHECKPOINT", "LAG", "EPOCH", "GEN", "PARKED"]))
-            var listed = try await readSide.checkpoints()
+            var listed: [(name: String, checkpoint: Checkpoint)] = []
+            for projector in ChronicleApp.projectors(platform) { listed.append((projector.name, try await projector.checkpoint())) }
             // The relay (and any other Postgres-checkpointed runner) from the table itself.
             for (name, state) in states.sorted(by: { $0.key < $1.key }) where !listed.contains(where: { $0.name == name }) {
                 listed.append((name, state.checkpoint))
@@ -57,32 +60,20 @@ private func row(_ cells: [String]) -> String {
 struct RebuildProjection: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rebuild",
-        abstract: "Build a Postgres read model again from position zero beside the live one, then swap it in atomically.")
+        abstract: "Build a read model again from position zero. Postgres: beside the live one, then swapped in atomically. Redis: cleared and replayed, while reads fall back to Postgres.")
 
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "The projector's name (see projections list)") var name: String
 
     func run() async throws {
-        try await withReadSide(connection) { readSide, database in
-            let bar = ProgressBar()
-            let events = database.eventStore
-            let rebuilds: [String: () async throws -> (generation: Int, events: Int)] = [
-                AgentListProjection().name: { try await readSide.postgres(AgentListProjection()).rebuild(events: events, progress: bar.show) },
-                AgentExecutionsProjection().name: { try await readSide.postgres(AgentExecutionsProjection()).rebuild(events: events, progress: bar.show) },
-                AgentUsageProjection().name: { try await readSide.postgres(AgentUsageProjection()).rebuild(events: events, progress: bar.show) },
-                CodeExecutionsProjection().name: {
-                    try await readSide.postgres(CodeExecutionsProjection()).rebuild(events: events, progress: bar.show)
-                },
-                EventCountsProjection().name: { try await readSide.postgres(EventCountsProjection()).rebuild(events: events, progress: bar.show) },
-            ]
-            guard let rebuild = rebuilds[name] else {
-                if [AgentSummaryProjection().name, ExecutionCacheProjection().name, "relay"].contains(name) {
-                    throw CLIError(
-                        "\(name) is not a Postgres read model; rebuild supports \(rebuilds.keys.sorted().joined(separator: ", "))")
-                }
+        try await withPlatform(connection) { platform in
+            let projectors = ChronicleApp.projectors(platform)
+            guard let projector = projectors.first(where: { $0.name == name }) else {
+                if name == "relay" { throw CLIError("the relay is not a read model; rebuild supports \(projectors.map(\.name).sorted().joined(separator: ", "))") }
                 throw CLIError("no projector named '\(name)' (see 'chronicle projections list')")
             }
-            let result = try await rebuild()
+            let bar = ProgressBar()
+            let result = try await projector.rebuild(progress: bar.show)
             bar.finish()
             print("rebuild: \(name) generation \(result.generation) swapped in after \(result.events) events")
         }
@@ -117,8 +108,8 @@ struct ListParked: AsyncParsableCommand {
     @Option(help: "Only this projector's") var projector: String?
 
     func run() async throws {
-        try await withReadSide(connection) { readSide, _ in
-            for event in try await readSide.parking.parked(projector: projector) {
+        try await withPlatform(connection) { platform in
+            for event in try await platform.parking.parked(projector: projector) {
                 let object: JSONValue = .object([
                     "projector": .string(event.projector), "event_id": .string(event.eventID.uuidString.lowercased()),
                     "stream_id": .string(event.streamID), "stream_version": .number(Double(event.streamVersion)),
@@ -136,8 +127,8 @@ struct ListParked: AsyncParsableCommand {
 enum SettleParked {
     static func settle(_ action: ParkedEvent.Action, _ connection: ConnectionOptions, projector: String, eventID: String) async throws {
         guard let id = UUID(uuidString: eventID) else { throw ValidationError("'\(eventID)' is not an event id") }
-        let found = try await withReadSide(connection) { readSide, _ in
-            try await readSide.parking.request(action, projector: projector, eventID: id)
+        let found = try await withPlatform(connection) { platform in
+            try await platform.parking.request(action, projector: projector, eventID: id)
         }
         guard found else {
             throw CLIError("no parked event \(eventID) for \(projector) (held events follow the one they wait behind)")

@@ -1,3 +1,4 @@
+import CLISupport
 import Adapters
 import ArgumentParser
 import Commands

@@ -7,12 +7,18 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import Projections
+import Workers
 import Prometheus
 import Testing
 
 /// The Agents routes through `app.test(.router)` with the in-memory event store and empty read
 /// models: status codes, headers and problem documents of the command side.
 @Suite struct AgentRouteTests {
+    /// A host whose usage never changes (route tests read no /proc).
+    struct TestHost: HostProbe {
+        func usage() -> HostUsage { HostUsage(cpus: 2, load1: 0.5, memoryTotalBytes: 1 << 30, memoryAvailableBytes: 1 << 29) }
+    }
+
     struct NoSandboxReadModel: SandboxQueries {
         func execution(_ id: UUID) async throws -> CodeExecutionView? { nil }
         func waitForExecutions(_ checkpoint: Checkpoint, timeout: Duration) async throws -> Bool { true }
@@ -35,8 +41,8 @@ import Testing
         buildApplication(
             server: ServerSettings(),
             dependencies: AppDependencies(
-                healthChecks: [], registry: PrometheusCollectorRegistry(),
-                agents: AgentsController(store: identity.store, queries: NoReadModels()), identity: identity.dependencies
+                healthChecks: [], registry: PrometheusCollectorRegistry(), identity: identity.dependencies,
+                routes: [AgentsController(store: identity.store, queries: NoReadModels(), hub: identity.hub).mount]
             ) { .init(ready: true) },
             logger: Logger(label: "test"))
     }
@@ -188,9 +194,13 @@ import Testing
     @Test func routesAndTheOpenAPIDocumentAgree() async throws {
         let identity = try await TestIdentity()
         let router = buildRouter(AppDependencies(
-            healthChecks: [], registry: PrometheusCollectorRegistry(), agents: AgentsController(store: identity.store, queries: NoReadModels()),
-            identity: identity.dependencies, parked: ParkedController(parking: ParkedRouteTests.Lot()),
-            sandbox: SandboxController(store: identity.store, queries: NoSandboxReadModel(), runner: nil)
+            healthChecks: [], registry: PrometheusCollectorRegistry(), identity: identity.dependencies,
+            routes: [
+                AgentsController(store: identity.store, queries: NoReadModels(), hub: identity.hub).mount,
+                ParkedController(parking: ParkedRouteTests.Lot()).mount,
+                SandboxController(store: identity.store, queries: NoSandboxReadModel(), runner: nil, host: AgentRouteTests.TestHost()).mount,
+                EventStreamController(hub: identity.hub).mount,
+            ]
         ) { .init(ready: true) })
         let routed = Set(router.routes.map { route -> String in
             let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }

@@ -10,6 +10,7 @@ import JWTKit
 import Logging
 import Prometheus
 import Projections
+import Workers
 import Synchronization
 import Testing
 
@@ -317,7 +318,7 @@ import Testing
         let app = buildApplication(
             server: ServerSettings(),
             dependencies: AppDependencies(
-                healthChecks: [], registry: PrometheusCollectorRegistry(), identity: identity.dependencies, parked: ParkedController(parking: lot)
+                healthChecks: [], registry: PrometheusCollectorRegistry(), identity: identity.dependencies, routes: [ParkedController(parking: lot).mount]
             ) { .init(ready: true) },
             logger: Logger(label: "test"))
         let admin = try await identity.bearer("admin@example.com")

@@ -26,8 +26,11 @@ import Testing
             server: ServerSettings(),
             dependencies: AppDependencies(
                 healthChecks: [], registry: PrometheusCollectorRegistry(),
-                agents: AgentsController(store: identity.store, queries: AgentRouteTests.NoReadModels()), identity: identity.dependencies,
-                sandbox: SandboxController(store: identity.store, queries: AgentRouteTests.NoSandboxReadModel(), runner: nil)
+                identity: identity.dependencies,
+                routes: [
+                    AgentsController(store: identity.store, queries: AgentRouteTests.NoReadModels(), hub: identity.hub).mount,
+                    SandboxController(store: identity.store, queries: AgentRouteTests.NoSandboxReadModel(), runner: nil, host: AgentRouteTests.TestHost()).mount,
+                ]
             ) { .init(ready: true) },
             logger: Logger(label: "test"))
     }
@@ -67,8 +70,11 @@ import Testing
         let identity = try await TestIdentity()
         let router = buildRouter(AppDependencies(
             healthChecks: [], registry: PrometheusCollectorRegistry(),
-            agents: AgentsController(store: identity.store, queries: AgentRouteTests.NoReadModels()), identity: identity.dependencies,
-            sandbox: SandboxController(store: identity.store, queries: AgentRouteTests.NoSandboxReadModel(), runner: nil)
+            identity: identity.dependencies,
+            routes: [
+                AgentsController(store: identity.store, queries: AgentRouteTests.NoReadModels(), hub: identity.hub).mount,
+                SandboxController(store: identity.store, queries: AgentRouteTests.NoSandboxReadModel(), runner: nil, host: AgentRouteTests.TestHost()).mount,
+            ]
         ) { .init(ready: true) })
         let executeRoutes = Set(router.routes.filter { $0.method == .post && $0.path.description.hasSuffix("/execute") }.map { route in
             "/" + route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")

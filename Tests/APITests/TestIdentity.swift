@@ -5,6 +5,7 @@ import Events
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Projections
 import Synchronization
 
 /// Users, keys and tokens for route tests: the in-memory store, a fast scrypt, a fixed secret.
@@ -13,6 +14,8 @@ struct TestIdentity {
     static let password = "correct horse battery staple"
 
     let store = InMemoryEventStore()
+    /// The push hub on the store (not started: route tests never stream).
+    let hub: EventHub
     let credentials = MemoryCredentials()
     let tokens: TokenService
     let users: UserDirectory
@@ -22,6 +25,7 @@ struct TestIdentity {
     init(limiter: (any RateLimiter)? = nil, directoryTTL: Duration = .seconds(5)) async throws {
         tokens = try await TokenService(settings: .init(secret: Self.secret, lifetime: .seconds(900)))
         users = UserDirectory(store: store, ttl: directoryTTL)
+        hub = EventHub(store: store, signal: store.signal)
         self.limiter = limiter
         dependencies = AppDependencies.Identity(
             auth: AuthController(tokens: tokens, store: store, credentials: credentials, hasher: ScryptPasswordHasher(logN: 10), limiter: limiter),

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import Composition
 @testable import Events
 
 /// Every (type, version) that may be stored has a golden payload, and each reaches the current

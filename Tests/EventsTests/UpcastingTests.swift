@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import Composition
 @testable import Events
 
 @Suite struct UpcastingTests {
@@ -49,6 +50,7 @@ import Testing
         struct Other: DomainEvent { static let eventType = "Other" }
         enum OtherFamily: EventFamily {
             case other(Other)
+            static var registry: EventRegistry { EventRegistry() }
             var payload: any DomainEvent { switch self { case .other(let o): o } }
             init?(payload: any DomainEvent) {
                 guard let o = payload as? Other else { return nil }

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import Projections
+import Workers
 import Synchronization
 import Testing
 

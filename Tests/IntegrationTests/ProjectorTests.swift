@@ -1,9 +1,11 @@
 import Adapters
+import Composition
 import Commands
 import Events
 import Foundation
 import PostgresNIO
 import Projections
+import Workers
 import Synchronization
 import Testing
 
@@ -18,12 +20,8 @@ import Testing
         return id
     }
 
-    static func runner<S: ProjectionStore>(_ store: S, _ database: ChronicleDatabase) -> ProjectorRunner<S> {
-        ProjectorRunner(
-            store: store, events: database.eventStore, signal: database.signal,
-            leases: PostgresLeaseProvider(client: database.client, logger: TestServers.logger),
-            parking: PostgresParkedEventStore(client: database.client, logger: TestServers.logger),
-            standbyInterval: .milliseconds(100), pollInterval: .milliseconds(100), logger: TestServers.logger)
+    static func runner<S: ProjectionStore>(_ store: S, _ database: ChronicleDatabase) throws -> ProjectorRunner<S> {
+        try TestServers.platform(database).runner(store, standbyInterval: .milliseconds(100), pollInterval: .milliseconds(100))
     }
 
     /// Waits until the store's checkpoint reaches the newest committed event. (Not `head()`: that

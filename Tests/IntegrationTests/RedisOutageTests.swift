@@ -3,6 +3,7 @@ import Commands
 import Events
 import Foundation
 import Projections
+import Workers
 import Testing
 
 @Suite(.serialized) struct RedisOutageTests {

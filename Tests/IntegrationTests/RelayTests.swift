@@ -1,8 +1,10 @@
 import Adapters
+import Composition
 import Commands
 import Events
 import Foundation
 import Projections
+import Workers
 import Synchronization
 import Testing
 
@@ -20,7 +22,7 @@ import Testing
     }
 
     static func consume(_ settings: AMQPSettings, queue: String, into inbox: Inbox) -> Task<Void, Never> {
-        let topology = RelayStore.topology(namespace: "relay-test").merging(AMQPTopology(queues: [.init(name: queue, expires: .seconds(120))], bindings: [(queue, "events", "agent.#")]))
+        let topology = RelayStore.topology(namespace: "relay-test", contracts: .chronicle).merging(AMQPTopology(queues: [.init(name: queue, expires: .seconds(120))], bindings: [(queue, "events", "agent.#")]))
         let consumer = AMQPConsumer(settings: settings, topology: topology, queue: queue, prefetch: 50, logger: TestServers.logger)
         return Task {
             // Reconnects for as long as the test runs: the broker may be down for a while.
@@ -42,13 +44,10 @@ import Testing
     }
 
     static func relay(_ database: ChronicleDatabase, _ settings: AMQPSettings) -> Task<Void, any Error> {
-        let publisher = AMQPPublisher(settings: settings, topology: RelayStore.topology(namespace: "relay-test"), confirmTimeout: .seconds(3), logger: TestServers.logger)
-        let runner = ProjectorRunner(
-            store: RelayStore(publisher: publisher, client: database.client, namespace: "relay-test", logger: TestServers.logger),
-            events: database.eventStore, signal: database.signal,
-            leases: PostgresLeaseProvider(client: database.client, logger: TestServers.logger),
-            parking: PostgresParkedEventStore(client: database.client, logger: TestServers.logger),
-            standbyInterval: .milliseconds(300), pollInterval: .milliseconds(200), logger: TestServers.logger)
+        let publisher = AMQPPublisher(settings: settings, topology: RelayStore.topology(namespace: "relay-test", contracts: .chronicle), confirmTimeout: .seconds(3), logger: TestServers.logger)
+        let store = RelayStore(
+            publisher: publisher, contracts: .chronicle, registry: .chronicle, client: database.client, namespace: "relay-test", logger: TestServers.logger)
+        let runner = try! TestServers.platform(database).runner(store, standbyInterval: .milliseconds(300), pollInterval: .milliseconds(200))
         return Task { try await runner.run() }
     }
 

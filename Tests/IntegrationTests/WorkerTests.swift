@@ -1,6 +1,7 @@
 import Adapters
 import Foundation
 import Projections
+import Workers
 import Synchronization
 import Testing
 

@@ -1,3 +1,4 @@
+import Commands
 import Events
 import Foundation
 import HTTPTypes
@@ -69,47 +70,52 @@ extension AgentsController {
 
     /// Server-Sent Events: one `status` event now and one at each change, until the run ends
     /// (the last event is the terminal one) or an hour passes; a comment every 15 s keeps
-    /// proxies from closing an idle stream.
+    /// proxies from closing an idle stream. Changes come from the process's push hub, not from
+    /// polling: each event of the run's stream re-reads the run once its read model has it. A
+    /// client the hub drops for falling behind gets a `dropped` event and reconnects; the first
+    /// event of a stream is always the run's current state, so it misses no change.
     @Sendable func stream(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
-        let first = try await visibleExecution(request, context)
+        let executionID = try Self.id(context, "exec_id", missing: Self.executionNotFound)
+        // Subscribe first, then read: every change after the read arrives through the hub.
+        let subscription = hub.subscribe(.stream(AgentExecutionDecider.streamID(executionID).description))
+        let first: ExecutionView
+        do {
+            if let position = hub.position { _ = try? await queries.waitForExecutions(position, timeout: settings.readYourWritesTimeout) }
+            first = try await visibleExecution(request, context)
+        } catch {
+            subscription.cancel()
+            throw error
+        }
         let queries = self.queries
-        let poll = settings.streamPoll
+        let wait = settings.readYourWritesTimeout
         let body = ResponseBody { writer in
             var last = AgentDTO.Execution(first)
             try await writer.write(Self.event(last, id: first.version))
-            let clock = ContinuousClock()
-            let end = clock.now.advanced(by: .seconds(3600))
-            var lastWrite = clock.now
-            var terminal = first.isTerminal
-            while !terminal, clock.now < end {
-                try await Task.sleep(for: poll)
-                if let view = try? await queries.execution(first.id) {
-                    let current = AgentDTO.Execution(view)
-                    if current != last {
-                        last = current
-                        terminal = view.isTerminal
-                        try await writer.write(Self.event(current, id: view.version))
-                        lastWrite = clock.now
-                        continue
-                    }
+            guard !first.isTerminal else {
+                subscription.cancel()
+                try await writer.finish(nil)
+                return
+            }
+            try await ServerSentEvents.pump(subscription, to: &writer) { event, out in
+                _ = try? await queries.waitForExecutions(event.checkpoint, timeout: wait)
+                guard let view = try? await queries.execution(first.id) else { return true }
+                let current = AgentDTO.Execution(view)
+                if current != last {
+                    last = current
+                    out = try Self.event(current, id: view.version)
                 }
-                if clock.now - lastWrite > .seconds(15) {
-                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                    lastWrite = clock.now
-                }
+                return !view.isTerminal
             }
             try await writer.finish(nil)
         }
-        return Response(
-            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .init("X-Accel-Buffering")!: "no"],
-            body: body)
+        return Response(status: .ok, headers: ServerSentEvents.headers, body: body)
     }
 
     static func event(_ execution: AgentDTO.Execution, id: Int64) throws -> ByteBuffer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
         let data = String(decoding: try encoder.encode(execution), as: UTF8.self)
-        return ByteBuffer(string: "id: \(id)\nevent: status\ndata: \(data)\n\n")
+        return ServerSentEvents.frame(id: String(id), event: "status", data: data)
     }
 
     /// Read-your-writes: `X-Chronicle-After` (the `X-Chronicle-Position` of a command's answer)

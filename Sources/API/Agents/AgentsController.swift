@@ -18,12 +18,10 @@ public struct AgentsController: Sendable {
         public var maxAttempts: Int
         /// How long a query waits for `X-Chronicle-After` before answering from the model as it is.
         public var readYourWritesTimeout: Duration
-        public var streamPoll: Duration
 
         public init(
             defaultModel: String = OfflineLanguageModel.modelName, defaultTemperature: Double = 0.7, defaultMaxTokens: Int = 2000,
-            defaultTimeoutSeconds: Int = 300, maxAttempts: Int = 3, readYourWritesTimeout: Duration = .seconds(5),
-            streamPoll: Duration = .milliseconds(250)
+            defaultTimeoutSeconds: Int = 300, maxAttempts: Int = 3, readYourWritesTimeout: Duration = .seconds(5)
         ) {
             self.defaultModel = defaultModel
             self.defaultTemperature = defaultTemperature
@@ -31,19 +29,23 @@ public struct AgentsController: Sendable {
             self.defaultTimeoutSeconds = defaultTimeoutSeconds
             self.maxAttempts = maxAttempts
             self.readYourWritesTimeout = readYourWritesTimeout
-            self.streamPoll = streamPoll
         }
     }
 
     let agents: CommandHandler<AgentDecider>
     let executions: CommandHandler<AgentExecutionDecider>
     let queries: any AgentQueries
+    /// The process's push hub: what the run stream listens to.
+    let hub: EventHub
     let settings: Settings
 
-    public init(store: any EventStore, snapshots: (any SnapshotStore)? = nil, queries: any AgentQueries, settings: Settings = .init()) {
+    public init(
+        store: any EventStore, snapshots: (any SnapshotStore)? = nil, queries: any AgentQueries, hub: EventHub, settings: Settings = .init()
+    ) {
         agents = CommandHandler(store: store, snapshots: snapshots, policy: SnapshotPolicy(every: [AgentDecider.category: 50]))
         executions = CommandHandler(store: store)
         self.queries = queries
+        self.hub = hub
         self.settings = settings
     }
 
@@ -174,4 +176,9 @@ public struct AgentsController: Sendable {
         guard let text = context.parameters.get(name), let id = UUID(uuidString: text) else { throw missing }
         return id
     }
+}
+
+extension AgentsController {
+    /// Its routes, under `/api/v1/agents`.
+    public var mount: RouteMount { RouteMount("agents", add: { addRoutes(to: $0) }) }
 }

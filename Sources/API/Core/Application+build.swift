@@ -15,6 +15,17 @@ public struct ServerSettings: Sendable {
     }
 }
 
+/// A module's routes: the group they live under, below `/api/v1`, and how to add them.
+public struct RouteMount: Sendable {
+    public var path: String
+    public var add: @Sendable (RouterGroup<ChronicleRequestContext>) -> Void
+
+    public init(_ path: String, add: @escaping @Sendable (RouterGroup<ChronicleRequestContext>) -> Void) {
+        self.path = path
+        self.add = add
+    }
+}
+
 /// What the routes need from the rest of the process. Tests build it with fakes or real adapters.
 public struct AppDependencies: Sendable {
     public var healthChecks: [HealthCheck]
@@ -22,14 +33,10 @@ public struct AppDependencies: Sendable {
     public var registry: PrometheusCollectorRegistry
     /// Long-lived services that run beside the server (Postgres pool, listeners, projectors, ...).
     public var services: [any Service]
-    /// The Agents module's routes; nil serves only health, metrics and the document.
-    public var agents: AgentsController?
     /// Authentication, rate limits and CORS for everything under `/api/v1`.
     public var identity: Identity?
-    /// Parked events for admins (`/api/v1/admin/parked`).
-    public var parked: ParkedController?
-    /// The code sandbox (`/api/v1/sandbox`).
-    public var sandbox: SandboxController?
+    /// Every module's routes under `/api/v1`; none serves only health, metrics and the document.
+    public var routes: [RouteMount]
 
     public struct Identity: Sendable {
         public var auth: AuthController
@@ -46,16 +53,14 @@ public struct AppDependencies: Sendable {
     }
 
     public init(
-        healthChecks: [HealthCheck], registry: PrometheusCollectorRegistry, services: [any Service] = [], agents: AgentsController? = nil,
-        identity: Identity? = nil, parked: ParkedController? = nil, sandbox: SandboxController? = nil, readiness: @escaping @Sendable () async -> HealthController<ChronicleRequestContext>.Readiness
+        healthChecks: [HealthCheck], registry: PrometheusCollectorRegistry, services: [any Service] = [], identity: Identity? = nil,
+        routes: [RouteMount] = [], readiness: @escaping @Sendable () async -> HealthController<ChronicleRequestContext>.Readiness
     ) {
         self.healthChecks = healthChecks
         self.registry = registry
         self.services = services
-        self.agents = agents
         self.identity = identity
-        self.parked = parked
-        self.sandbox = sandbox
+        self.routes = routes
         self.readiness = readiness
     }
 }
@@ -78,9 +83,7 @@ public func buildRouter(_ dependencies: AppDependencies) -> Router<ChronicleRequ
     var api = router.group("api/v1").add(middleware: identity.middleware)
     if let rateLimits = identity.rateLimits { api = api.add(middleware: rateLimits) }
     identity.auth.addProtectedRoutes(to: api.group("auth"))
-    dependencies.agents?.addRoutes(to: api.group("agents"))
-    dependencies.parked?.addRoutes(to: api.group("admin/parked"))
-    dependencies.sandbox?.addRoutes(to: api.group("sandbox"))
+    for mount in dependencies.routes { mount.add(api.group(RouterPath(mount.path))) }
     return router
 }
 

@@ -108,3 +108,8 @@ public struct ParkedController: Sendable {
             Settled(projector: projector, eventID: eventID.uuidString.lowercased(), status: action.rawValue), status: .accepted, context: context)
     }
 }
+
+extension ParkedController {
+    /// Its routes, under `/api/v1/admin/parked`.
+    public var mount: RouteMount { RouteMount("admin/parked", add: { addRoutes(to: $0) }) }
+}

@@ -1,4 +1,3 @@
-import Adapters
 import Commands
 import Events
 import Foundation
@@ -32,12 +31,17 @@ public struct SandboxController: Sendable {
     let queries: any SandboxQueries
     /// The runner of this process, for its pool state; nil where this process runs no workers.
     let runner: (any SandboxRunner)?
+    /// The host's CPU and memory, for the health route.
+    let host: any HostProbe
     let settings: Settings
 
-    public init(store: any EventStore, queries: any SandboxQueries, runner: (any SandboxRunner)?, settings: Settings = .init()) {
+    public init(
+        store: any EventStore, queries: any SandboxQueries, runner: (any SandboxRunner)?, host: any HostProbe, settings: Settings = .init()
+    ) {
         executions = CommandHandler(store: store)
         self.queries = queries
         self.runner = runner
+        self.host = host
         self.settings = settings
     }
 
@@ -95,6 +99,11 @@ public struct SandboxController: Sendable {
     @Sendable func health(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         _ = try context.requirePrincipal()
         let pool = await runner?.health()
-        return try Reply.json(SandboxDTO.Health(pool: pool, host: HostUsage.read()), status: .ok, context: context)
+        return try Reply.json(SandboxDTO.Health(pool: pool, host: host.usage()), status: .ok, context: context)
     }
+}
+
+extension SandboxController {
+    /// Its routes, under `/api/v1/sandbox`.
+    public var mount: RouteMount { RouteMount("sandbox", add: { addRoutes(to: $0) }) }
 }

@@ -1,4 +1,3 @@
-import Adapters
 import Commands
 import Events
 import Foundation

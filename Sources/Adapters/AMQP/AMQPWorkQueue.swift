@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Projections
+import Workers
 
 /// A work queue on RabbitMQ. `queue` is bound to `exchange` with `routingKey`; it dead-letters to
 /// `<queue>.dlq`. A retry is published to a delay queue `<queue>.retry.<ms>` whose messages

@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import PostgresNIO
 import Projections
+import Workers
 
 /// The relay as a projection store: the events table is the outbox, and "applying" a batch means
 /// publishing its integration events with publisher confirms and only then moving the checkpoint
@@ -22,7 +23,7 @@ public struct RelayStore: ProjectionStore {
     let published: Counter
 
     public init(
-        publisher: AMQPPublisher, contracts: IntegrationContracts = .chronicle, registry: EventRegistry = .chronicle, client: PostgresClient,
+        publisher: AMQPPublisher, contracts: IntegrationContracts, registry: EventRegistry, client: PostgresClient,
         namespace: String, metrics: any MetricsFactory = NOOPMetricsHandler.instance, logger: Logger
     ) {
         self.publisher = publisher
@@ -39,8 +40,8 @@ public struct RelayStore: ProjectionStore {
     /// The exchanges every publisher and consumer of Chronicle declares, and this deployment's
     /// work queues: declared here too, so that work the relay publishes before any worker has
     /// started waits in its queue instead of being dropped as unroutable.
-    public static func topology(namespace: String) -> AMQPTopology {
-        let work = IntegrationContract.workExchanges.map { workQueue(exchange: $0, namespace: namespace, delays: []) }
+    public static func topology(namespace: String, contracts: IntegrationContracts) -> AMQPTopology {
+        let work = contracts.workExchanges.map { workQueue(exchange: $0, namespace: namespace, delays: []) }
         return AMQPTopology(
             exchanges: [(IntegrationContract.eventsExchange, "topic")] + work.flatMap(\.exchanges),
             queues: work.flatMap(\.queues), bindings: work.flatMap(\.bindings))

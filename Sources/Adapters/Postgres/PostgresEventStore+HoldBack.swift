@@ -8,3 +8,4 @@ extension PostgresEventStore: LagProbe {
         try await Self.count(after: checkpoint, cap: cap, client: client, logger: logger)
     }
 }
+extension PostgresEventStore: HeadProbe {}

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import Projections
+import Workers
 
 /// The workers' inbox in `processed_messages` (migration 0002).
 public struct PostgresInbox: Inbox {

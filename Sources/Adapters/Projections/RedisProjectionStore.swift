@@ -54,7 +54,7 @@ public struct RedisProjectionStore<P: RedisProjection>: ProjectionStore {
         try await parking.forget(projector: projection.name, eventIDs: events.map(\.0.eventID))
     }
 
-    private func run(_ writes: [RedisWrite], after: Checkpoint, through: Checkpoint, epoch: Int64, force: Bool) async throws {
+    func run(_ writes: [RedisWrite], after: Checkpoint, through: Checkpoint, epoch: Int64, force: Bool) async throws {
         var args = [String(epoch), Self.format(after), Self.format(through), force ? "1" : "0"]
         for write in writes {
             let (op, key, rest): (String, String, [String]) =

@@ -381,14 +381,11 @@ public final class ProcessSandboxRunner: SandboxRunner {
     }
 }
 
-/// The host's CPU and memory, for `GET /sandbox/health`.
-public struct HostUsage: Sendable, Equatable {
-    public var cpus: Int
-    public var load1: Double
-    public var memoryTotalBytes: Int64
-    public var memoryAvailableBytes: Int64
+/// The host's CPU and memory from `/proc`, for `GET /sandbox/health`.
+public struct ProcHostProbe: HostProbe {
+    public init() {}
 
-    public static func read() -> HostUsage {
+    public func usage() -> HostUsage {
         let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.flatMap { Double($0) } ?? 0
         var total: Int64 = 0
         var available: Int64 = 0

@@ -32,7 +32,7 @@ public enum AgentDecider: SnapshottingDecider {
         switch command {
         case .create(let create):
             guard state.status == .absent else {
-                throw DomainError(.conflict, code: "agent.exists", "agent \(create.agentID) already exists")
+                throw DomainError(.conflict, code: .agentExists, "agent \(create.agentID) already exists")
             }
             try create.validate()
             return [.created(AgentCreated(
@@ -55,7 +55,7 @@ public enum AgentDecider: SnapshottingDecider {
         case .removePlugin(let remove):
             try requireActive(state)
             guard state.plugins.contains(remove.plugin) else {
-                throw DomainError(.notFound, code: "agent.plugin_not_found", "the agent has no plugin '\(remove.plugin)'")
+                throw DomainError(.notFound, code: .agentPluginNotFound, "the agent has no plugin '\(remove.plugin)'")
             }
             return [.pluginRemoved(AgentPluginRemoved(agentID: remove.agentID, plugin: remove.plugin, removedAt: remove.now))]
         case .delete(let delete):
@@ -93,8 +93,8 @@ public enum AgentDecider: SnapshottingDecider {
 
     static func requireActive(_ state: State) throws {
         switch state.status {
-        case .absent: throw DomainError(.notFound, code: "agent.not_found", "agent not found")
-        case .deleted: throw DomainError(.conflict, code: "agent.deleted", "agent is deleted and accepts no commands")
+        case .absent: throw DomainError(.notFound, code: .agentNotFound, "agent not found")
+        case .deleted: throw DomainError(.conflict, code: .agentDeleted, "agent is deleted and accepts no commands")
         case .active: return
         }
     }
@@ -129,7 +129,7 @@ public struct CreateAgent: Sendable, Equatable {
         try AgentRules.validate(settings)
         try AgentPlugins.validate(plugins)
         guard Set(plugins).count == plugins.count else {
-            throw DomainError(.invalid, code: "agent.plugin_duplicate", "a plugin is listed twice")
+            throw DomainError(.invalid, code: .agentPluginDuplicate, "a plugin is listed twice")
         }
     }
 }
@@ -143,20 +143,20 @@ enum AgentRules {
     public static let instructions = TextLimit(characters: 0...100_000)
 
     static func validate(name: String) throws {
-        try Self.name.check(name.trimmingCharacters(in: .whitespacesAndNewlines), field: "name", code: "agent.name_length")
+        try Self.name.check(name.trimmingCharacters(in: .whitespacesAndNewlines), field: "name", code: .agentNameLength)
     }
 
     static func validate(instructions: String) throws {
-        try Self.instructions.check(instructions, field: "instructions", code: "agent.instructions_length")
+        try Self.instructions.check(instructions, field: "instructions", code: .agentInstructionsLength)
     }
 
     static func validate(_ settings: AgentModelSettings) throws {
-        try Self.model.check(settings.model.trimmingCharacters(in: .whitespaces), field: "model", code: "agent.model")
+        try Self.model.check(settings.model.trimmingCharacters(in: .whitespaces), field: "model", code: .agentModel)
         guard (0...2).contains(settings.temperature) else {
-            throw DomainError(.invalid, code: "agent.temperature_range", "temperature must be between 0 and 2")
+            throw DomainError(.invalid, code: .agentTemperatureRange, "temperature must be between 0 and 2")
         }
         guard (1...maxTokensLimit).contains(settings.maxTokens) else {
-            throw DomainError(.invalid, code: "agent.max_tokens", "max_tokens must be from 1 to \(maxTokensLimit)")
+            throw DomainError(.invalid, code: .agentMaxTokens, "max_tokens must be from 1 to \(maxTokensLimit)")
         }
     }
 }

@@ -42,17 +42,17 @@ public enum AgentExecutionDecider: Decider {
         switch command {
         case .request(let request):
             guard state.status == .absent else {
-                throw DomainError(.conflict, code: "execution.exists", "execution \(request.executionID) already exists")
+                throw DomainError(.conflict, code: .executionExists, "execution \(request.executionID) already exists")
             }
             return [.requested(try request.event())]
         case .start(let start):
             guard state.status != .absent else { throw notFound }
             try requireNotTerminal(state)
             guard start.attempt == state.attempt + 1 else {
-                throw DomainError(.conflict, code: "execution.attempt_stale", "attempt \(start.attempt) is not the next one (\(state.attempt + 1))")
+                throw DomainError(.conflict, code: .executionAttemptStale, "attempt \(start.attempt) is not the next one (\(state.attempt + 1))")
             }
             guard start.attempt <= state.maxAttempts else {
-                throw DomainError(.conflict, code: "execution.attempts_exhausted", "the run was started \(state.maxAttempts) times already")
+                throw DomainError(.conflict, code: .executionAttemptsExhausted, "the run was started \(state.maxAttempts) times already")
             }
             return [.started(AgentExecutionStarted(executionID: start.executionID, agentID: state.agentID!, attempt: start.attempt, startedAt: start.now))]
         case .recordLLMCall(let call):
@@ -105,11 +105,11 @@ public enum AgentExecutionDecider: Decider {
         return state
     }
 
-    static let notFound = DomainError(.notFound, code: "execution.not_found", "execution not found")
+    static let notFound = DomainError(.notFound, code: .executionNotFound, "execution not found")
 
     static func requireNotTerminal(_ state: State) throws {
         guard !state.status.isTerminal else {
-            throw DomainError(.conflict, code: "execution.terminal", "the execution already ended (\(state.status.rawValue))")
+            throw DomainError(.conflict, code: .executionTerminal, "the execution already ended (\(state.status.rawValue))")
         }
     }
 
@@ -117,13 +117,13 @@ public enum AgentExecutionDecider: Decider {
         guard state.status != .absent else { throw notFound }
         try requireNotTerminal(state)
         guard state.status == .running else {
-            throw DomainError(.conflict, code: "execution.not_running", "the execution has not started")
+            throw DomainError(.conflict, code: .executionNotRunning, "the execution has not started")
         }
         guard attempt == state.attempt else { throw staleAttempt(attempt, state) }
     }
 
     static func staleAttempt(_ attempt: Int, _ state: State) -> DomainError {
-        DomainError(.conflict, code: "execution.attempt_stale", "attempt \(attempt) was superseded by attempt \(state.attempt)")
+        DomainError(.conflict, code: .executionAttemptStale, "attempt \(attempt) was superseded by attempt \(state.attempt)")
     }
 }
 
@@ -160,21 +160,21 @@ public struct RequestAgentExecution: Sendable, Equatable {
     func event() throws -> AgentExecutionRequested {
         try AgentDecider.requireActive(agent)
         guard let owner = agent.ownerID, let settings = agent.settings else {
-            throw DomainError(.notFound, code: "agent.not_found", "agent not found")
+            throw DomainError(.notFound, code: .agentNotFound, "agent not found")
         }
         guard !input.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw DomainError(.invalid, code: "execution.input_empty", "input must not be empty")
+            throw DomainError(.invalid, code: .executionInputEmpty, "input must not be empty")
         }
-        try Self.input.check(input, field: "input", code: "execution.input_too_long")
+        try Self.input.check(input, field: "input", code: .executionInputTooLong)
         let parameterBytes = (try? EventCoding.encode(parameters).count) ?? .max
         guard parameterBytes <= Self.maxParametersBytes else {
-            throw DomainError(.invalid, code: "execution.parameters_too_large", "parameters must be at most \(Self.maxParametersBytes) bytes of JSON")
+            throw DomainError(.invalid, code: .executionParametersTooLarge, "parameters must be at most \(Self.maxParametersBytes) bytes of JSON")
         }
         guard (1...3600).contains(timeoutSeconds) else {
-            throw DomainError(.invalid, code: "execution.timeout_range", "timeout_seconds must be between 1 and 3600")
+            throw DomainError(.invalid, code: .executionTimeoutRange, "timeout_seconds must be between 1 and 3600")
         }
         guard (1...10).contains(maxAttempts) else {
-            throw DomainError(.invalid, code: "execution.attempts_range", "max attempts must be between 1 and 10")
+            throw DomainError(.invalid, code: .executionAttemptsRange, "max attempts must be between 1 and 10")
         }
         return AgentExecutionRequested(
             executionID: executionID, agentID: agentID, ownerID: owner, input: input, parameters: parameters,

@@ -73,7 +73,7 @@ public enum AgentPlugins {
     static func validate(_ plugins: [String]) throws {
         for plugin in plugins where tool(named: plugin) == nil {
             throw DomainError(
-                .invalid, code: "agent.plugin_unknown",
+                .invalid, code: .agentPluginUnknown,
                 "unknown plugin '\(plugin)'; available plugins are \(names.joined(separator: ", "))")
         }
     }

@@ -40,7 +40,7 @@ public struct CommandHandler<D: Decider>: Sendable {
     public let maxAttempts: Int
 
     public init(
-        store: any EventStore, registry: EventRegistry = .chronicle, snapshots: (any SnapshotStore)? = nil,
+        store: any EventStore, registry: EventRegistry = D.Event.registry, snapshots: (any SnapshotStore)? = nil,
         policy: SnapshotPolicy = .never, maxAttempts: Int = 5
     ) {
         self.store = store

@@ -37,7 +37,7 @@ public struct DeciderSpec<D: Decider> where D.Event: Equatable {
     }
 
     /// Passes when `decide` throws a `DomainError` with `code`.
-    public func thenThrows(_ code: String) throws {
+    public func thenThrows(_ code: DomainError.Code) throws {
         do {
             let events = try D.decide(requireCommand(), state: state)
             throw DeciderSpecFailure("expected error \(code), got events \(events)")

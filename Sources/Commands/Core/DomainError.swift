@@ -12,12 +12,21 @@ public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
         case tooLarge
     }
 
+    /// Stable and machine-readable, e.g. `agent.deleted`. Each module declares its codes as
+    /// constants (`AgentErrorCodes.swift`, ...), so callers match on a constant, never a string.
+    public struct Code: Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+        public let rawValue: String
+
+        public init(_ rawValue: String) { self.rawValue = rawValue }
+        public init(stringLiteral value: String) { rawValue = value }
+        public var description: String { rawValue }
+    }
+
     public let kind: Kind
-    /// Stable and machine-readable, e.g. `agent.deleted`.
-    public let code: String
+    public let code: Code
     public let message: String
 
-    public init(_ kind: Kind, code: String, _ message: String) {
+    public init(_ kind: Kind, code: Code, _ message: String) {
         self.kind = kind
         self.code = code
         self.message = message

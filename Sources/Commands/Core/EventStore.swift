@@ -118,3 +118,10 @@ public protocol LagProbe: Sendable {
     /// Events after `checkpoint` in the read order, counted up to `cap`.
     func eventsAfter(_ checkpoint: Checkpoint, cap: Int) async throws -> Int
 }
+
+/// Optional: stores that can say where the readable log ends, so a live follower can start there
+/// instead of replaying history.
+public protocol HeadProbe: Sendable {
+    /// The checkpoint of the newest event a reader may see now; `.start` for an empty store.
+    func head() async throws -> Checkpoint
+}

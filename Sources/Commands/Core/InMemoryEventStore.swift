@@ -3,7 +3,7 @@ import Foundation
 
 /// The event store in memory, for decider and unit tests. Each append is one "transaction" with
 /// its own id, so checkpoints look like the Postgres store's. Passes the same contract suite.
-public actor InMemoryEventStore: EventStore {
+public actor InMemoryEventStore: EventStore, HeadProbe {
     private var log: [RecordedEvent] = []
     private var streams: [String: [Int]] = [:]
     private var byEventID: [UUID: Int] = [:]
@@ -53,6 +53,8 @@ public actor InMemoryEventStore: EventStore {
         let start = log.firstIndex { $0.checkpoint > checkpoint } ?? log.count
         return Array(log[start..<min(log.count, start + limit)])
     }
+
+    public func head() -> Checkpoint { log.last?.checkpoint ?? .start }
 
     public func priorAppend(firstEventID: UUID) -> AppendResult? {
         guard let index = byEventID[firstEventID] else { return nil }

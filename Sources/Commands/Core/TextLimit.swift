@@ -27,7 +27,7 @@ public struct TextLimit: Sendable, Equatable {
     }
 
     /// Throws the `invalid` domain error `code`, "`field` must be …", unless `text` fits.
-    public func check(_ text: String, field: String, code: String) throws {
+    public func check(_ text: String, field: String, code: DomainError.Code) throws {
         guard admits(text) else { throw DomainError(.invalid, code: code, "\(field) must be \(phrase)") }
     }
 }

@@ -17,6 +17,6 @@ public protocol CredentialStore: Sendable {
 /// The rules a new password must meet.
 public enum PasswordPolicy {
     public static func validate(_ password: String) throws {
-        try TextLimit(characters: 12...256).check(password, field: "password", code: "user.password_length")
+        try TextLimit(characters: 12...256).check(password, field: "password", code: .userPasswordLength)
     }
 }

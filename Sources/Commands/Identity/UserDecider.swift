@@ -46,7 +46,7 @@ public enum UserDecider: SnapshottingDecider {
     public static func decide(_ command: Command, state: State) throws -> [UserEvent] {
         switch command {
         case .register(let register):
-            guard !state.exists else { throw DomainError(.conflict, code: "user.exists", "a user with this email exists") }
+            guard !state.exists else { throw DomainError(.conflict, code: .userExists, "a user with this email exists") }
             try register.validate()
             return [.registered(UserRegistered(
                 userID: register.userID, email: normalise(register.email), displayName: register.displayName.trimmingCharacters(in: .whitespaces),
@@ -105,7 +105,7 @@ public enum UserDecider: SnapshottingDecider {
     }
 
     static func requireExists(_ state: State) throws {
-        guard state.exists else { throw DomainError(.notFound, code: "user.not_found", "no such user") }
+        guard state.exists else { throw DomainError(.notFound, code: .userNotFound, "no such user") }
     }
 }
 
@@ -135,12 +135,12 @@ public struct RegisterUser: Sendable, Equatable {
         guard email.utf8.count <= 254, parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, !parts[1].hasPrefix("."),
             !parts[1].hasSuffix("."), !email.contains(where: { $0.isWhitespace || $0.isNewline })
         else {
-            throw DomainError(.invalid, code: "user.email_invalid", "email must look like name@example.com")
+            throw DomainError(.invalid, code: .userEmailInvalid, "email must look like name@example.com")
         }
         try TextLimit(characters: 1...100).check(
-            displayName.trimmingCharacters(in: .whitespaces), field: "display name", code: "user.display_name_length")
+            displayName.trimmingCharacters(in: .whitespaces), field: "display name", code: .userDisplayNameLength)
         guard TextLimit(characters: 1...100).admits(tenantID), tenantID.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-            throw DomainError(.invalid, code: "user.tenant_invalid", "tenant must be 1 to 100 letters, digits, '-', '_' or '.'")
+            throw DomainError(.invalid, code: .userTenantInvalid, "tenant must be 1 to 100 letters, digits, '-', '_' or '.'")
         }
     }
 }

@@ -35,17 +35,17 @@ public enum CodeExecutionDecider: Decider {
         switch command {
         case .request(let request):
             guard state.status == .absent else {
-                throw DomainError(.conflict, code: "sandbox.execution_exists", "execution \(request.executionID) already exists")
+                throw DomainError(.conflict, code: .sandboxExecutionExists, "execution \(request.executionID) already exists")
             }
             return [.requested(try request.event())]
         case .start(let executionID, let attempt, let now):
             guard let request = state.request else { throw notFound }
             try requireNotTerminal(state)
             guard attempt == state.attempt + 1 else {
-                throw DomainError(.conflict, code: "sandbox.attempt_stale", "attempt \(attempt) is not the next one (\(state.attempt + 1))")
+                throw DomainError(.conflict, code: .sandboxAttemptStale, "attempt \(attempt) is not the next one (\(state.attempt + 1))")
             }
             guard attempt <= request.maxAttempts else {
-                throw DomainError(.conflict, code: "sandbox.attempts_exhausted", "the run was started \(request.maxAttempts) times already")
+                throw DomainError(.conflict, code: .sandboxAttemptsExhausted, "the run was started \(request.maxAttempts) times already")
             }
             return [.started(CodeExecutionStarted(executionID: executionID, attempt: attempt, startedAt: now))]
         case .finish(let outcome, let attempt):
@@ -53,13 +53,13 @@ public enum CodeExecutionDecider: Decider {
             try requireNotTerminal(state)
             switch outcome {
             case .requested, .started:
-                throw DomainError(.invalid, code: "sandbox.not_an_outcome", "\(outcome.payload.eventTypeName) does not end a run")
+                throw DomainError(.invalid, code: .sandboxNotAnOutcome, "\(outcome.payload.eventTypeName) does not end a run")
             case .failed:
                 // A run may fail before any attempt started (its attempts ran out while pending).
                 if state.status == .running, attempt != state.attempt { throw staleAttempt(attempt, state) }
             case .completed, .timedOut, .limitExceeded:
                 guard state.status == .running else {
-                    throw DomainError(.conflict, code: "sandbox.not_running", "the execution has not started")
+                    throw DomainError(.conflict, code: .sandboxNotRunning, "the execution has not started")
                 }
                 guard attempt == state.attempt else { throw staleAttempt(attempt, state) }
             }
@@ -84,16 +84,16 @@ public enum CodeExecutionDecider: Decider {
         return state
     }
 
-    static let notFound = DomainError(.notFound, code: "sandbox.execution_not_found", "execution not found")
+    static let notFound = DomainError(.notFound, code: .sandboxExecutionNotFound, "execution not found")
 
     static func requireNotTerminal(_ state: State) throws {
         guard !state.status.isTerminal else {
-            throw DomainError(.conflict, code: "sandbox.execution_terminal", "the execution already ended (\(state.status.rawValue))")
+            throw DomainError(.conflict, code: .sandboxExecutionTerminal, "the execution already ended (\(state.status.rawValue))")
         }
     }
 
     static func staleAttempt(_ attempt: Int, _ state: State) -> DomainError {
-        DomainError(.conflict, code: "sandbox.attempt_stale", "attempt \(attempt) was superseded by attempt \(state.attempt)")
+        DomainError(.conflict, code: .sandboxAttemptStale, "attempt \(attempt) was superseded by attempt \(state.attempt)")
     }
 }
 
@@ -132,20 +132,20 @@ public struct RequestCodeExecution: Sendable, Equatable {
     func event() throws -> CodeExecutionRequested {
         guard CodeExecutionDecider.languages.contains(language) else {
             throw DomainError(
-                .invalid, code: "sandbox.language_unsupported",
+                .invalid, code: .sandboxLanguageUnsupported,
                 "language '\(language.prefix(40))' is not supported; supported: \(CodeExecutionDecider.languages.joined(separator: ", "))")
         }
         guard !code.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw DomainError(.invalid, code: "sandbox.code_empty", "code must not be empty")
+            throw DomainError(.invalid, code: .sandboxCodeEmpty, "code must not be empty")
         }
         guard code.utf8.count <= maxCodeBytes else {
-            throw DomainError(.tooLarge, code: "sandbox.code_too_large", "code must be at most \(maxCodeBytes) bytes")
+            throw DomainError(.tooLarge, code: .sandboxCodeTooLarge, "code must be at most \(maxCodeBytes) bytes")
         }
         guard (1...maxTimeoutSeconds).contains(limits.timeoutSeconds) else {
-            throw DomainError(.invalid, code: "sandbox.timeout_range", "timeout_seconds must be between 1 and \(maxTimeoutSeconds)")
+            throw DomainError(.invalid, code: .sandboxTimeoutRange, "timeout_seconds must be between 1 and \(maxTimeoutSeconds)")
         }
         guard (1...10).contains(maxAttempts) else {
-            throw DomainError(.invalid, code: "sandbox.attempts_range", "max attempts must be between 1 and 10")
+            throw DomainError(.invalid, code: .sandboxAttemptsRange, "max attempts must be between 1 and 10")
         }
         return CodeExecutionRequested(
             executionID: executionID, ownerID: ownerID, language: language, code: code, limits: limits, maxAttempts: maxAttempts,

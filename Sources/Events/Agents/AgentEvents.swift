@@ -187,6 +187,8 @@ public struct AgentDeleted: DomainEvent {
 
 /// The events of the Agent aggregate.
 public enum AgentEvent: EventFamily, Equatable {
+    public static var registry: EventRegistry { .agents }
+
     case created(AgentCreated)
     case instructionsChanged(AgentInstructionsChanged)
     case renamed(AgentRenamed)

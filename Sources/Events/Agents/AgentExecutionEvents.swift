@@ -289,6 +289,8 @@ public struct AgentExecutionTimedOut: DomainEvent {
 
 /// The events of one agent execution (stream `agentexecution-<id>`).
 public enum AgentExecutionEvent: EventFamily, Equatable {
+    public static var registry: EventRegistry { .agentExecutions }
+
     case requested(AgentExecutionRequested)
     case started(AgentExecutionStarted)
     case llmCallRecorded(AgentLLMCallRecorded)

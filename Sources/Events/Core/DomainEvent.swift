@@ -13,6 +13,8 @@ extension DomainEvent {
 /// The events of one aggregate as one Swift type (usually an enum), so a decider can switch over
 /// them. `payload` and `init?(payload:)` convert to and from the registry's untyped form.
 public protocol EventFamily: Sendable {
+    /// The family's event types and upcasters: what a command handler decodes its stream with.
+    static var registry: EventRegistry { get }
     var payload: any DomainEvent { get }
     init?(payload: any DomainEvent)
 }

@@ -22,8 +22,6 @@ public struct IntegrationContract: Sendable, Hashable {
 
     /// The topic exchange of integration events.
     public static let eventsExchange = "events"
-    /// Direct exchanges whose queues workers consume.
-    public static let workExchanges = ["agent.execute", "persona.validate", "code.execute"]
 }
 
 /// Every contract, by stored event type.
@@ -34,42 +32,10 @@ public struct IntegrationContracts: Sendable {
         byEventType = Dictionary(uniqueKeysWithValues: contracts.map { ($0.eventType, $0) })
     }
 
-    public static let chronicle = IntegrationContracts([
-        IntegrationContract(eventType: AgentCreated.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "agent.created"),
-        IntegrationContract(
-            eventType: AgentInstructionsChanged.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "agent.instructions_changed"),
-        IntegrationContract(eventType: AgentDeleted.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "agent.deleted"),
-        IntegrationContract(eventType: AgentRenamed.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "agent.renamed"),
-        IntegrationContract(
-            eventType: AgentModelSettingsChanged.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "agent.model_settings_changed"),
-        IntegrationContract(eventType: AgentPluginAdded.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "agent.plugin_added"),
-        IntegrationContract(eventType: AgentPluginRemoved.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "agent.plugin_removed"),
-        // Work: the relay hands each requested run to the agent workers.
-        IntegrationContract(
-            eventType: AgentExecutionRequested.eventType, exchange: "agent.execute", routingKey: "agent.execute", kind: .workMessage),
-        IntegrationContract(
-            eventType: AgentExecutionStarted.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "agent.execution.started"),
-        IntegrationContract(
-            eventType: AgentExecutionCompleted.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "agent.execution.completed"),
-        IntegrationContract(
-            eventType: AgentExecutionFailed.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "agent.execution.failed"),
-        IntegrationContract(
-            eventType: AgentExecutionCancelled.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "agent.execution.cancelled"),
-        IntegrationContract(
-            eventType: AgentExecutionTimedOut.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "agent.execution.timed_out"),
-        // Work: each requested sandbox run goes to the sandbox workers; outcomes fan out.
-        IntegrationContract(
-            eventType: CodeExecutionRequested.eventType, exchange: "code.execute", routingKey: "code.execute", kind: .workMessage),
-        IntegrationContract(
-            eventType: CodeExecutionCompleted.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "code.execution.completed"),
-        IntegrationContract(
-            eventType: CodeExecutionFailed.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "code.execution.failed"),
-        IntegrationContract(
-            eventType: CodeExecutionTimedOut.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "code.execution.timed_out"),
-        IntegrationContract(
-            eventType: CodeExecutionLimitExceeded.eventType, exchange: IntegrationContract.eventsExchange,
-            routingKey: "code.execution.limit_exceeded"),
-    ])
+    /// The direct exchanges of work messages, whose queues workers consume.
+    public var workExchanges: [String] {
+        Set(byEventType.values.filter { $0.kind == .workMessage }.map(\.exchange)).sorted()
+    }
 }
 
 /// The body of a published message: the event in its current shape, with its identity and

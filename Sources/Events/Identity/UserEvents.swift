@@ -157,6 +157,8 @@ public struct UserEnabled: DomainEvent {
 
 /// The events of the User aggregate (stream `user-<id>`).
 public enum UserEvent: EventFamily, Equatable {
+    public static var registry: EventRegistry { .identity }
+
     case registered(UserRegistered)
     case passwordSet(UserPasswordSet)
     case roleGranted(UserRoleGranted)

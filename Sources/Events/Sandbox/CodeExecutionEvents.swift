@@ -245,6 +245,8 @@ public struct CodeExecutionLimitExceeded: DomainEvent {
 
 /// The events of one sandboxed run (stream `codeexecution-<id>`).
 public enum CodeExecutionEvent: EventFamily, Equatable {
+    public static var registry: EventRegistry { .sandbox }
+
     case requested(CodeExecutionRequested)
     case started(CodeExecutionStarted)
     case completed(CodeExecutionCompleted)

@@ -7,7 +7,7 @@ public struct AgentExecutionsProjection: PostgresProjection {
     public let name = "agent_executions"
     let registry: EventRegistry
 
-    public init(registry: EventRegistry = .chronicle) {
+    public init(registry: EventRegistry = AgentExecutionEvent.registry) {
         self.registry = registry
     }
 

@@ -7,7 +7,7 @@ public struct AgentListProjection: PostgresProjection {
     public let name = "agents_by_owner"
     let registry: EventRegistry
 
-    public init(registry: EventRegistry = .chronicle) {
+    public init(registry: EventRegistry = AgentEvent.registry) {
         self.registry = registry
     }
 

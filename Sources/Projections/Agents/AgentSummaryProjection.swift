@@ -8,7 +8,7 @@ public struct AgentSummaryProjection: RedisProjection {
     let registry: EventRegistry
     public static let deletedRetentionSeconds = 3600
 
-    public init(registry: EventRegistry = .chronicle) {
+    public init(registry: EventRegistry = AgentEvent.registry) {
         self.registry = registry
     }
 

@@ -7,7 +7,7 @@ public struct AgentUsageProjection: PostgresProjection {
     public let name = "agent_usage_daily"
     let registry: EventRegistry
 
-    public init(registry: EventRegistry = .chronicle) {
+    public init(registry: EventRegistry = AgentExecutionEvent.registry) {
         self.registry = registry
     }
 

@@ -8,7 +8,7 @@ public struct ExecutionCacheProjection: RedisProjection {
     public static let terminalRetentionSeconds = 3600
     let registry: EventRegistry
 
-    public init(registry: EventRegistry = .chronicle) {
+    public init(registry: EventRegistry = AgentExecutionEvent.registry) {
         self.registry = registry
     }
 

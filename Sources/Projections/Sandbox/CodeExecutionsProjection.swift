@@ -7,7 +7,7 @@ public struct CodeExecutionsProjection: PostgresProjection {
     public let name = "code_executions"
     let registry: EventRegistry
 
-    public init(registry: EventRegistry = .chronicle) {
+    public init(registry: EventRegistry = CodeExecutionEvent.registry) {
         self.registry = registry
     }
 

@@ -1,4 +1,5 @@
 import Adapters
+import Composition
 import Events
 import Foundation
 import Logging
@@ -25,6 +26,12 @@ enum TestServers {
 
     static func redis() throws -> RedisSettings { try RedisSettings(url: try env("CHRONICLE_REDIS_URL")) }
     static func amqp() throws -> AMQPSettings { try AMQPSettings(url: try env("CHRONICLE_AMQP_URL")) }
+
+    /// The platform the composition builds on, for `database`: runners, stores and work
+    /// queues come from it, as in `chronicle serve`.
+    static func platform(_ database: ChronicleDatabase) throws -> Platform {
+        Platform(database: database, redis: RedisClient(settings: try redis(), logger: logger), amqp: try amqp(), logger: logger)
+    }
 
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()

@@ -1,0 +1,30 @@
+import Events
+
+/// Chronicle's modules, in the order they are assembled: a module may use what an earlier one
+/// provides (Agents uses Sandbox's runner; Identity guards every route). Adding a module is
+/// adding its manifest here.
+public enum Modules {
+    public static let all: [any ChronicleModule] = [
+        IdentityModule(), SandboxModule(), AgentsModule(), OperationsModule(),
+    ]
+
+    /// Every event type any module has ever stored, with its upcasters.
+    public static let registry: EventRegistry = all.flatMap(\.events).reduce(EventRegistry()) { $0.registering($1) }
+
+    /// Every integration contract: what the relay publishes.
+    public static let contracts = IntegrationContracts(all.flatMap(\.contracts))
+
+    /// Every documented setting, by module.
+    public static var settings: [(module: String, settings: [SettingDescription])] { all.map { ($0.name, $0.settings) } }
+}
+
+extension EventRegistry {
+    /// Every event type Chronicle has ever stored: the modules' registries together. A type is
+    /// never removed: history must stay readable.
+    public static var chronicle: EventRegistry { Modules.registry }
+}
+
+extension IntegrationContracts {
+    /// Every module's contracts.
+    public static var chronicle: IntegrationContracts { Modules.contracts }
+}

@@ -1,0 +1,194 @@
+import CLISupport
+import Adapters
+import Events
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The Agents API under load from `wrk` (a second process, on loopback): `POST .../execute`
+/// (executions accepted/s; the workers run them meanwhile, on the offline model) and
+/// `GET .../executions/{id}` beside the bare `GET /live` of the same server, in the same run.
+struct AgentAPIBenchmark {
+    let databaseURL: String
+    let report: BenchReport
+    let seconds: Int
+    let connections: Int
+    var token = ""
+
+    struct WrkResult {
+        var requestsPerSecond: Double
+        var p50Ms: Double
+        var p99Ms: Double
+        var requests: Int
+        var non2xx: Int
+        var socketErrors: Int
+    }
+
+    mutating func run() async throws {
+        guard let wrk = Self.which("wrk") else { throw CLIError("wrk not found: eventstore/dev/install.sh installs it") }
+        let port = try Self.freePort()
+        // The production binary, built beside this one.
+        let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("chronicle")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw CLIError("\(binary.path) not found: build the chronicle product first") }
+        var env = ProcessInfo.processInfo.environment
+        env["CHRONICLE_LLM_BASE_URL"] = nil
+        env["CHRONICLE_LOG_LEVEL"] = "error"
+        // The load generator is one user: an enterprise user (no per-user limit) with the
+        // per-endpoint execute limit off, or the figure would be the limiter's 10/min.
+        env["CHRONICLE_RATE_LIMIT_EXECUTE"] = "0"
+        env["CHRONICLE_USER_PASSWORD"] = "bench-password-\(UUID().uuidString)"
+        let create = Process()
+        create.executableURL = binary
+        create.arguments = ["users", "create", "--email", "bench@localhost", "--tier", "enterprise", "--database-url", databaseURL, "--if-missing"]
+        create.environment = env
+        create.standardOutput = FileHandle.nullDevice
+        try create.run()
+        create.waitUntilExit()
+        guard create.terminationStatus == 0 else { throw CLIError("could not create the benchmark's user") }
+        let server = Process()
+        server.executableURL = binary
+        server.arguments = ["serve", "--port", "\(port)", "--database-url", databaseURL]
+        server.environment = env
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer {
+            server.terminate()
+            server.waitUntilExit()
+        }
+        let base = "http://127.0.0.1:\(port)"
+        try await waitUntilReady(base)
+        token = try await post(
+            "\(base)/api/v1/auth/token", body: #"{"username": "bench@localhost", "password": "\#(env["CHRONICLE_USER_PASSWORD"]!)"}"#
+        )["access_token"] as? String ?? ""
+        let agent = try await post("\(base)/api/v1/agents", body: #"{"name": "bench", "instructions": "Answer briefly."}"#)["id"] as? String ?? ""
+        let execution = try await post("\(base)/api/v1/agents/\(agent)/execute", body: #"{"input": "hello"}"#)["execution_id"] as? String ?? ""
+        let executionURL = "\(base)/api/v1/agents/\(agent)/executions/\(execution)"
+        try await waitUntilCompleted(executionURL)
+
+        let bare = try runWrk(wrk, url: "\(base)/live")
+        emit("api.bare.get", bare, route: "GET /live")
+        let get = try runWrk(wrk, url: executionURL)
+        emit("api.execution.get", get, route: "GET /api/v1/agents/{id}/executions/{exec_id}")
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-bench-\(getpid()).lua")
+        try """
+            wrk.method = "POST"
+            wrk.body = '{"input": "What is 2+2?"}'
+            wrk.headers["Content-Type"] = "application/json"
+            wrk.headers["Authorization"] = "Bearer \(token)"
+            """.write(to: script, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: script) }
+        let execute = try runWrk(wrk, url: "\(base)/api/v1/agents/\(agent)/execute", script: script.path)
+        emit("api.execute.post", execute, route: "POST /api/v1/agents/{id}/execute")
+    }
+
+    func emit(_ metric: String, _ result: WrkResult, route: String) {
+        let extra: [String: JSONValue] = [
+            "route": .string(route), "p50_ms": .number(result.p50Ms), "p99_ms": .number(result.p99Ms),
+            "requests": .number(Double(result.requests)), "non_2xx": .number(Double(result.non2xx)),
+            "socket_errors": .number(Double(result.socketErrors)), "connections": .number(Double(connections)),
+            "seconds": .number(Double(seconds)), "load_generator": .string("wrk, 2 threads, same machine"),
+            "auth": .string("bearer JWT, enterprise user, execute limit off"),
+        ]
+        report.emit(metric, result.requestsPerSecond, unit: "requests/s", extra)
+    }
+
+    func runWrk(_ wrk: String, url: String, script: String? = nil) throws -> WrkResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: wrk)
+        let auth = script == nil ? ["-H", "Authorization: Bearer \(token)"] : []
+        process.arguments = ["-t2", "-c\(connections)", "-d\(seconds)s", "--latency"] + auth + (script.map { ["-s", $0] } ?? []) + [url]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return try Self.parse(output)
+    }
+
+    /// Reads wrk's `--latency` report: `Requests/sec`, the 50 % and 99 % lines, totals, errors.
+    static func parse(_ output: String) throws -> WrkResult {
+        var result = WrkResult(requestsPerSecond: 0, p50Ms: 0, p99Ms: 0, requests: 0, non2xx: 0, socketErrors: 0)
+        for raw in output.split(separator: "\n") {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if line.hasPrefix("Requests/sec:"), let value = fields.last.flatMap({ Double($0) }) {
+                result.requestsPerSecond = value
+            } else if line.hasPrefix("50%"), let value = fields.last.flatMap(milliseconds) {
+                result.p50Ms = value
+            } else if line.hasPrefix("99%"), let value = fields.last.flatMap(milliseconds) {
+                result.p99Ms = value
+            } else if line.contains("requests in"), let value = fields.first.flatMap({ Int($0) }) {
+                result.requests = value
+            } else if line.hasPrefix("Non-2xx"), let value = fields.last.flatMap({ Int($0) }) {
+                result.non2xx = value
+            } else if line.hasPrefix("Socket errors:") {
+                result.socketErrors = line.split(separator: ",").compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }.reduce(0, +)
+            }
+        }
+        guard result.requestsPerSecond > 0 else { throw CLIError("could not read wrk's report:\n\(output)") }
+        return result
+    }
+
+    static func milliseconds(_ text: Substring) -> Double? {
+        let units: [(String, Double)] = [("us", 0.001), ("ms", 1), ("s", 1000), ("m", 60_000)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            if let value = Double(text.dropLast(suffix.count)) { return value * factor }
+        }
+        return nil
+    }
+
+    func waitUntilReady(_ base: String) async throws {
+        for _ in 0..<600 {
+            if let (_, response) = try? await URLSession.shared.data(from: URL(string: "\(base)/ready")!),
+                (response as? HTTPURLResponse)?.statusCode == 200
+            {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw CLIError("the benchmark's server did not become ready")
+    }
+
+    func waitUntilCompleted(_ url: String) async throws {
+        var request = URLRequest(url: URL(string: url)!)
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        for _ in 0..<300 {
+            let (data, _) = try await URLSession.shared.data(for: request)
+            if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["status"] as? String == "completed" { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw CLIError("the benchmark's first execution did not complete")
+    }
+
+    func post(_ url: String, body: String) async throws -> [String: Any] {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(body.utf8)
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        if !token.isEmpty { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        let (data, _) = try await URLSession.shared.data(for: request)
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw CLIError("unexpected answer from \(url)") }
+        return object
+    }
+
+    static func which(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        guard bound == 0 else { throw CLIError("no free port") }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}

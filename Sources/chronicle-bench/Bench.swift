@@ -1,0 +1,144 @@
+import CLISupport
+import Adapters
+import ArgumentParser
+import Commands
+import Composition
+import Events
+import Foundation
+import Metrics
+
+/// `make bench`: measured figures, one JSON object per line. Runs in its own throwaway database on
+/// the configured server and drops it after. Every line carries the machine's load and the
+/// server's durability settings, so figures are never read without their conditions.
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "chronicle-bench", abstract: "Run the benchmarks and print JSON lines.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "Seconds per scenario") var seconds: Double = 5
+
+    @Option(help: "Events to rebuild a read model from") var rebuildEvents: Int = 1_000_000
+
+    @Option(help: "Integration events for the relay figure") var relayEvents: Int = 20_000
+
+    @Option(name: .customLong("migrations-dir")) var migrationsDir: String?
+
+    @Option(help: "Concurrent connections of the HTTP load generator") var connections: Int = 32
+
+    @Option(help: "Only these groups, comma-separated: eventstore, readside, api, body, sandbox (default: all)") var only: String?
+
+    func validate() throws {
+        guard seconds > 0, seconds <= 300 else { throw ValidationError("--seconds must be in (0, 300]") }
+        guard (1_000...10_000_000).contains(rebuildEvents) else { throw ValidationError("--rebuild-events must be 1000 to 10000000") }
+        guard (100...1_000_000).contains(relayEvents) else { throw ValidationError("--relay-events must be 100 to 1000000") }
+        guard (1...1000).contains(connections) else { throw ValidationError("--connections must be 1 to 1000") }
+        if let unknown = groups.subtracting(Self.allGroups).first { throw ValidationError("unknown group '\(unknown)'; groups are eventstore, readside, api, body, sandbox") }
+    }
+
+    static let allGroups: Set<String> = ["eventstore", "readside", "api", "body", "sandbox"]
+
+    var groups: Set<String> {
+        guard let only else { return Self.allGroups }
+        return Set(only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+    }
+
+    func run() async throws {
+        let logger = try connection.logger("chronicle.bench", default: .critical)
+        let base = try connection.postgres()
+        let migrator = try locateMigrator(migrationsDir)
+        let name = "chronicle_bench_\(ProcessInfo.processInfo.processIdentifier)"
+        // The sandbox needs no database; it runs first, on a quiet machine.
+        if groups.contains("sandbox") {
+            try await SandboxBenchmark(report: BenchReport(durability: [:]), seconds: max(2, Int(seconds)), logger: logger).run()
+        }
+        // In-process, no database: what refusing a nested body costs beside decoding it.
+        if groups.contains("body") { RequestBodyBenchmark(report: BenchReport(durability: [:])).run() }
+        guard !groups.isDisjoint(with: ["eventstore", "readside", "api"]) else { return }
+        try await ChronicleDatabase.withRunning(base, logger: logger) { admin in
+            try await admin.dropDatabase(name)
+            try await admin.createDatabase(name)
+            do {
+                try await ChronicleDatabase.withRunning(base.with(database: name), logger: logger) { database in
+                    try await database.migrate(migrator)
+                    let report = BenchReport(durability: try await database.durabilitySettings())
+                    if groups.contains("eventstore") {
+                        try await EventStoreBenchmark(database: database, duration: .milliseconds(Int64(seconds * 1000)), report: report).run()
+                    }
+                    let platform = try ChronicleApp.platform(postgres: database, settings: Settings(), logger: logger)
+                    if groups.contains("readside") {
+                        try await ReadSideBenchmark(
+                            database: database, platform: platform, report: report, rebuildEvents: rebuildEvents,
+                            latencySeconds: max(3, Int(seconds * 2)), relayEvents: relayEvents
+                        ).run()
+                    }
+                }
+            } catch {
+                try? await admin.dropDatabase(name)
+                throw error
+            }
+            try await admin.dropDatabase(name)
+            // The API on a database of its own: after a million seeded events its projectors
+            // would spend the whole run catching up.
+            if groups.contains("api") {
+                let apiName = "\(name)_api"
+                try await admin.dropDatabase(apiName)
+                try await admin.createDatabase(apiName)
+                do {
+                    try await ChronicleDatabase.withRunning(base.with(database: apiName), logger: logger) { database in
+                        try await database.migrate(migrator)
+                        let report = BenchReport(durability: try await database.durabilitySettings())
+                        let s = base.with(database: apiName)
+                        let password = s.password.map { ":" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? ""
+                        var api = AgentAPIBenchmark(
+                            databaseURL: "postgres://\(s.username)\(password)@\(s.host):\(s.port)/\(apiName)?sslmode=disable", report: report,
+                            seconds: max(2, Int(seconds)), connections: connections)
+                        try await api.run()
+                    }
+                } catch {
+                    try? await admin.dropDatabase(apiName)
+                    throw error
+                }
+                try await admin.dropDatabase(apiName)
+            }
+        }
+    }
+}
+
+/// Prints figures with their conditions.
+struct BenchReport: Sendable {
+    let durability: [String: String]
+
+    func emit(_ metric: String, _ value: Double, unit: String, _ extra: [String: JSONValue] = [:]) {
+        var fields: [String: JSONValue] = [
+            "metric": .string(metric), "value": .number((value * 100).rounded() / 100), "unit": .string(unit),
+            "load_1m": .number(Self.loadAverage()), "cores": .number(Double(ProcessInfo.processInfo.activeProcessorCount)),
+        ]
+        for (key, value) in durability { fields["pg_\(key)"] = .string(value) }
+        for (key, value) in extra { fields[key] = value }
+        let line = (try? EventCoding.encode(JSONValue.object(fields))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+
+    static func loadAverage() -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8),
+            let first = text.split(separator: " ").first, let value = Double(first)
+        else { return -1 }
+        return value
+    }
+}
+
+/// Latency samples in nanoseconds.
+struct Latencies {
+    var samples: [UInt64] = []
+
+    mutating func add(_ duration: Duration) {
+        samples.append(UInt64(duration.components.seconds) * 1_000_000_000 + UInt64(duration.components.attoseconds / 1_000_000_000))
+    }
+
+    func percentileMs(_ p: Double) -> Double {
+        guard !samples.isEmpty else { return 0 }
+        let sorted = samples.sorted()
+        let index = min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)
+        return Double(sorted[max(0, index)]) / 1_000_000
+    }
+}
