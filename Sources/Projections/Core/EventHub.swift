@@ -89,13 +89,11 @@ public final class EventHub: Service, Sendable {
     /// The checkpoint up to which events have been fanned out; nil before the hub started.
     public var position: Checkpoint? { state.withLock { $0.position } }
 
-    /// Follows the log from its head until cancelled (or graceful shutdown).
+    /// Follows the log from its head until cancelled (or graceful shutdown). A log it cannot
+    /// read (the database restarting) is retried every second from where the hub is: live
+    /// streams pause, and nothing is skipped.
     public func run() async throws {
-        let head = try await (store as? any HeadProbe)?.head() ?? .start
-        state.withLock {
-            $0.position = max($0.position ?? head, head)
-            $0.followers += 1
-        }
+        state.withLock { $0.followers += 1 }
         followersGauge.record(followers)
         defer {
             let remaining = state.withLock { state -> [HubSubscription] in
@@ -109,7 +107,24 @@ public final class EventHub: Service, Sendable {
         }
         let follower = EventFollower(store: store, signal: signal, pollInterval: pollInterval, logger: logger)
         try await cancelWhenGracefulShutdown {
-            try await follower.follow(from: head) { batch in self.fanOut(batch) }
+            while !Task.isCancelled {
+                do {
+                    let start: Checkpoint
+                    if let position = self.position {
+                        start = position
+                    } else {
+                        start = try await (self.store as? any HeadProbe)?.head() ?? .start
+                        self.state.withLock { $0.position = $0.position ?? start }
+                    }
+                    try await follower.follow(from: start) { batch in self.fanOut(batch) }
+                } catch is CancellationError {
+                    return
+                } catch {
+                    guard !Task.isCancelled else { return }
+                    self.logger.warning("push hub cannot read the log; retrying", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
         }
     }
 

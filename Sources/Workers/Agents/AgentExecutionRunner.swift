@@ -69,15 +69,12 @@ public struct AgentExecutionRunner: Sendable {
                         executionID: id, agentID: state.request?.agentID ?? UUID(), error: reason, attempt: state.attempt, retryable: true,
                         failedAt: Date()))
                 }),
-            commandPrefix: "agent-run", userID: Self.workerUserID, logger: logger)
+            commandPrefix: "agent-run", userID: Self.workerUserID, idKey: "agent.execution.id", logger: logger)
     }
 
     func run(_ executionID: UUID, cause: IntegrationMessage) async throws {
-        var logger = logger
-        logger[metadataKey: "agent.execution.id"] = "\(executionID)"
-        let runLogger = logger
         try await attempts.attempt(
-            executionID, cause: cause, logger: logger,
+            executionID, cause: cause,
             refused: { attempt, state, reason in
                 guard let request = state.request else { return }
                 try await Conversation(runner: self, request: request, attempt: attempt).fail(reason, retryable: false)
@@ -106,9 +103,9 @@ public struct AgentExecutionRunner: Sendable {
             case .finished:
                 break
             case .cancelled:
-                runLogger.info("execution ended elsewhere (cancelled); stopped calling the model")
+                attempt.logger.info("execution ended elsewhere (cancelled); stopped calling the model")
             case .timedOut:
-                runLogger.info("execution timed out", metadata: ["timeout": "\(request.timeoutSeconds)", "elapsed": "\(ContinuousClock.now - started)"])
+                attempt.logger.info("execution timed out", metadata: ["timeout": "\(request.timeoutSeconds)", "elapsed": "\(ContinuousClock.now - started)"])
                 try await attempt.appendOutcome(.timeOut(AgentExecutionTimedOut(
                     executionID: executionID, agentID: request.agentID, timeoutSeconds: request.timeoutSeconds, timedOutAt: Date()),
                     attempt: attempt.number), step: "timeout")

@@ -49,6 +49,8 @@ public struct AttemptRunner<D: Decider>: Sendable {
         public let number: Int
         public let stream: StreamID
         public let cause: IntegrationMessage
+        /// The runner's logger, with the run's id as metadata.
+        public let logger: Logger
         let runner: AttemptRunner
 
         /// Appends a step of the attempt.
@@ -71,13 +73,16 @@ public struct AttemptRunner<D: Decider>: Sendable {
     let run: Run
     let commandPrefix: String
     let userID: String
+    /// The log metadata key of a run's id, e.g. `agent.execution.id`.
+    let idKey: String
     let logger: Logger
 
-    public init(handler: CommandHandler<D>, run: Run, commandPrefix: String, userID: String, logger: Logger) {
+    public init(handler: CommandHandler<D>, run: Run, commandPrefix: String, userID: String, idKey: String, logger: Logger) {
         self.handler = handler
         self.run = run
         self.commandPrefix = commandPrefix
         self.userID = userID
+        self.idKey = idKey
         self.logger = logger
     }
 
@@ -91,14 +96,16 @@ public struct AttemptRunner<D: Decider>: Sendable {
     /// Runs the next attempt of run `id`: `work` does the run and appends its outcome; `refused`
     /// ends it failed when the store refuses what it recorded.
     public func attempt(
-        _ id: UUID, cause: IntegrationMessage, logger: Logger,
+        _ id: UUID, cause: IntegrationMessage,
         refused: @Sendable (Attempt, D.State, String) async throws -> Void,
         work: (Attempt, D.State) async throws -> Void
     ) async throws {
+        var logger = logger
+        logger[metadataKey: idKey] = "\(id)"
         let stream = StreamID(category: D.category, id: id)
         let (state, _) = try await handler.load(stream.description)
         guard run.isOpen(state) else { return }
-        let attempt = Attempt(runID: id, number: run.attempts(state) + 1, stream: stream, cause: cause, runner: self)
+        let attempt = Attempt(runID: id, number: run.attempts(state) + 1, stream: stream, cause: cause, logger: logger, runner: self)
         do {
             try await attempt.append(run.start(id, attempt.number), step: "start")
         } catch let error as DomainError where error.code == run.exhaustedCode {

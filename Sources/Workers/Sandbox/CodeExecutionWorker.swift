@@ -41,15 +41,12 @@ public struct CodeExecutionWorker: Sendable {
                         executionID: id, attempt: state.attempt, error: reason, output: .empty, exitCode: nil, signal: nil, usage: nil,
                         failedAt: Date())), attempt: state.attempt)
                 }),
-            commandPrefix: "code-run", userID: Self.workerUserID, logger: logger)
+            commandPrefix: "code-run", userID: Self.workerUserID, idKey: "sandbox.execution.id", logger: logger)
     }
 
     func run(_ executionID: UUID, cause: IntegrationMessage) async throws {
-        var logger = logger
-        logger[metadataKey: "sandbox.execution.id"] = "\(executionID)"
-        let runLogger = logger
         try await attempts.attempt(
-            executionID, cause: cause, logger: logger,
+            executionID, cause: cause,
             refused: { _, _, reason in
                 // Running the code again would be refused again: the run ends, saying why.
                 _ = try await ending.fail(executionID, reason: reason, step: "unstorable", cause: cause, ifAt: nil)
@@ -63,7 +60,7 @@ public struct CodeExecutionWorker: Sendable {
             } catch let error as SandboxUnavailable {
                 // Not the program's fault, and not one a retry of this message would mend at once:
                 // recorded, so the caller learns it instead of waiting on a run that never ends.
-                runLogger.error("the sandbox could not run the code", metadata: ["reason": "\(error)"])
+                attempt.logger.error("the sandbox could not run the code", metadata: ["reason": "\(error)"])
                 outcome = .failed(CodeExecutionFailed(
                     executionID: executionID, attempt: attempt.number, error: "the sandbox is unavailable: \(error.description)", output: .empty,
                     exitCode: nil, signal: nil, usage: nil, failedAt: Date()))

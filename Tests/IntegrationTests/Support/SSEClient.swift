@@ -9,19 +9,59 @@ final class SSEClient: Sendable {
     let channel: any Channel
     let collector: Collector
 
+    /// Parses frames as they arrive, on the event loop, keeping each frame's `id` and `event`
+    /// (and its data when small) and the first MiB of text: a test reading 18 MB must not slow
+    /// the client down by copying it.
     final class Collector: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer
-        let text = Mutex("")
-        let closed = Mutex(false)
+        struct State {
+            var text = ""
+            var carry: [UInt8] = []
+            var frames: [(id: String, event: String, data: String)] = []
+            var ended = false
+            var closed = false
+        }
+        let state = Mutex(State())
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let buffer = unwrapInboundIn(data)
-            let chunk = String(buffer: buffer)
-            text.withLock { $0 += chunk }
+            let bytes = Array(unwrapInboundIn(data).readableBytesView)
+            state.withLock { state in
+                if state.text.utf8.count < 1 << 20 { state.text += String(decoding: bytes, as: UTF8.self) }
+                state.carry += bytes
+                var start = 0
+                var index = 0
+                let carry = state.carry
+                while index + 1 < carry.count {
+                    if carry[index] == 10, carry[index + 1] == 10 {
+                        state.frames += Self.frame(carry[start..<index])
+                        start = index + 2
+                        index += 2
+                    } else {
+                        index += 1
+                    }
+                }
+                state.carry = Array(carry[start...])
+                let rest = String(decoding: state.carry, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                if rest == "0" { state.ended = true }
+            }
+        }
+
+        /// A frame's `id:` and `event:` lines (chunk sizes and `\r` ignored).
+        static func frame(_ bytes: ArraySlice<UInt8>) -> [(id: String, event: String, data: String)] {
+            var id: String?
+            var event = "message"
+            var data = ""
+            for line in bytes.split(separator: 10) {
+                let text = String(decoding: line.prefix(8192), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                if text.hasPrefix("id: ") { id = String(text.dropFirst(4)) }
+                if text.hasPrefix("event: ") { event = String(text.dropFirst(7)) }
+                if text.hasPrefix("data: "), line.count < 8192 { data = String(text.dropFirst(6)) }
+            }
+            return id.map { [($0, event, data)] } ?? []
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            closed.withLock { $0 = true }
+            state.withLock { $0.closed = true }
             context.fireChannelInactive()
         }
     }
@@ -50,20 +90,20 @@ final class SSEClient: Sendable {
         return SSEClient(channel: channel, collector: collector)
     }
 
-    var text: String { collector.text.withLock { $0 } }
-    var isClosed: Bool { collector.closed.withLock { $0 } }
+    /// The first MiB of what arrived.
+    var text: String { collector.state.withLock { $0.text } }
+    var isClosed: Bool { collector.state.withLock { $0.closed } }
     /// The response ended: its last chunk came (the connection may stay open), or it closed.
-    var isEnded: Bool { isClosed || text.replacingOccurrences(of: "\r\n", with: "\n").hasSuffix("\n0\n\n") }
+    var isEnded: Bool { collector.state.withLock { $0.ended || $0.closed } }
 
     /// The `id:` of each frame whose `event:` is `event` (all frames when nil), in order.
     func ids(event: String? = nil) -> [String] {
-        // "\r\n" is one Character to Swift: chunk sizes and headers are read without the "\r".
-        text.replacingOccurrences(of: "\r\n", with: "\n").components(separatedBy: "\n\n").compactMap { frame -> String? in
-            let lines = frame.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard let id = lines.first(where: { $0.hasPrefix("id: ") }).map({ String($0.dropFirst(4)) }) else { return nil }
-            if let event, !lines.contains("event: \(event)") { return nil }
-            return id
-        }
+        collector.state.withLock { state in state.frames.filter { event == nil || $0.event == event }.map(\.id) }
+    }
+
+    /// The data of each frame whose `event:` is `event` (empty for data over 8 KiB).
+    func data(event: String) -> [String] {
+        collector.state.withLock { state in state.frames.filter { $0.event == event }.map(\.data) }
     }
 
     /// Starts reading again (a slow client catching up).
