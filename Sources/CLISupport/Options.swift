@@ -1,5 +1,6 @@
 import Adapters
 import ArgumentParser
+import Composition
 import Foundation
 import Logging
 
@@ -15,7 +16,7 @@ public struct ConnectionOptions: ParsableArguments, Sendable {
     public init() {}
 
     public func postgres() throws -> PostgresSettings {
-        guard let url = databaseURL ?? ProcessInfo.processInfo.environment["CHRONICLE_POSTGRES_URL"] else {
+        guard let url = databaseURL ?? Settings().text("chronicle.postgres.url", secret: true) else {
             throw ValidationError("no database: pass --database-url or set CHRONICLE_POSTGRES_URL (eval \"$(eventstore/dev/env.sh)\")")
         }
         return try PostgresSettings(url: url)
@@ -23,7 +24,7 @@ public struct ConnectionOptions: ParsableArguments, Sendable {
 
     /// Bootstraps logging once, to stderr, at the chosen level (`CHRONICLE_LOG_LEVEL` otherwise).
     public func logger(_ label: String, default level: Logger.Level) throws -> Logger {
-        let name = logLevel ?? ProcessInfo.processInfo.environment["CHRONICLE_LOG_LEVEL"]
+        let name = logLevel ?? Settings().text("chronicle.log_level")
         var chosen = level
         if let name {
             guard let parsed = Logger.Level(rawValue: name.lowercased()) else {
@@ -66,7 +67,8 @@ final class LockedFlag: @unchecked Sendable {
 
 /// Finds the migrations folder or says how to point at it.
 public func locateMigrator(_ explicit: String?) throws -> Migrator {
-    guard let url = explicit.map({ URL(fileURLWithPath: $0) }) ?? Migrator.locateDirectory() else {
+    let named = explicit ?? Settings().text("chronicle.migrations_dir")
+    guard let url = named.map({ URL(fileURLWithPath: $0) }) ?? Migrator.locateDirectory(environment: [:]) else {
         throw ValidationError("eventstore/migrations not found: run from the checkout or pass --migrations-dir")
     }
     return try Migrator(directory: url)

@@ -6,7 +6,9 @@ struct Chronicle: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chronicle",
         abstract: "Chronicle: the event-sourced backend of an AI workflow platform.",
-        subcommands: [Serve.self, Migrate.self, UsersCommand.self, EventsCommand.self, ProjectionsCommand.self, ParkedCommand.self])
+        subcommands: [
+            Serve.self, Migrate.self, UsersCommand.self, EventsCommand.self, ProjectionsCommand.self, ParkedCommand.self, SettingsCommand.self,
+        ])
 }
 
 @main

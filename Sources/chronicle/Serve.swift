@@ -48,7 +48,7 @@ struct Serve: AsyncParsableCommand {
             port: try port ?? settings.integer("chronicle.port", default: 8080, range: 1...65535))
         let migrator = try locateMigrator(migrationsDir)
         let roles = try chosenRoles()
-        let grace = try ShutdownDeadline.grace(from: ProcessInfo.processInfo.environment)
+        let grace = try ShutdownDeadline.grace(settings)
         let registry = PrometheusCollectorRegistry()
         let metrics = PrometheusMetricsFactory(registry: registry)
         let database = ChronicleDatabase(settings: postgres, logger: logger)

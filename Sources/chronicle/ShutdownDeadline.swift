@@ -1,6 +1,7 @@
 import CLISupport
 import Dispatch
 import Foundation
+import Composition
 import Logging
 import Synchronization
 
@@ -40,11 +41,7 @@ enum ShutdownDeadline {
     }
 
     /// `CHRONICLE_SHUTDOWN_GRACE_SECONDS`: 1 to 3600, 30 by default.
-    static func grace(from environment: [String: String]) throws -> Duration {
-        guard let text = environment["CHRONICLE_SHUTDOWN_GRACE_SECONDS"] else { return .seconds(30) }
-        guard let seconds = Int(text), (1...3600).contains(seconds) else {
-            throw CLIError("CHRONICLE_SHUTDOWN_GRACE_SECONDS must be a whole number of seconds from 1 to 3600, not '\(text)'")
-        }
-        return .seconds(seconds)
+    static func grace(_ settings: Settings) throws -> Duration {
+        .seconds(try settings.integer("chronicle.shutdown_grace_seconds", default: 30, range: 1...3600))
     }
 }

@@ -1,6 +1,7 @@
 import CLISupport
 import Adapters
 import ArgumentParser
+import Composition
 import Commands
 import Events
 import Foundation
@@ -47,7 +48,7 @@ struct UsersCommand: AsyncParsableCommand {
             return try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .newlines)
         }
         if stdin { return readLine(strippingNewline: true) }
-        return ProcessInfo.processInfo.environment["CHRONICLE_USER_PASSWORD"]
+        return Settings().text("chronicle.user_password", secret: true)
     }
 
     struct Create: AsyncParsableCommand {

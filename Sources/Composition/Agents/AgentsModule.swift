@@ -2,6 +2,7 @@ import API
 import Adapters
 import Commands
 import Events
+import Logging
 import Projections
 import Workers
 
@@ -20,6 +21,8 @@ public struct AgentsModule: ChronicleModule {
         ]
     }
     public var settings: [SettingDescription] { AgentsConfiguration.settings }
+
+    public func check(_ settings: Settings) throws { _ = try AgentsConfiguration(settings, logger: Logger(label: "chronicle.check")) }
 
     public func assemble(into app: inout Assembly) async throws {
         let configuration = try AgentsConfiguration(app.settings, logger: app.logger)

@@ -15,6 +15,10 @@ import Workers
 public enum ChronicleApp {
     /// The platform's own configuration section (the modules' are in their manifests).
     public static let settings: [SettingDescription] = [
+        .init("chronicle.postgres.url", "(from env.sh)", "Postgres (--database-url)"),
+        .init("chronicle.log_level", "info for serve, critical for other commands", "Log level (--log-level)"),
+        .init("chronicle.migrations_dir", "eventstore/migrations, found from the working directory or the binary", "Migrations"),
+        .init("chronicle.shutdown_grace_seconds", "30", "How long serve may take to stop after SIGTERM (1 to 3600)"),
         .init("chronicle.host", "127.0.0.1", "Address to listen on (--host)"),
         .init("chronicle.port", "8080", "Port to listen on (--port)"),
         .init("chronicle.redis.url", "redis://127.0.0.1:56379/0", "Redis"),
@@ -58,6 +62,7 @@ public enum ChronicleApp {
     public static func assemble(
         platform: Platform, settings: Settings, roles: Set<Role>, modules: [any ChronicleModule] = Modules.all
     ) async throws -> Assembly {
+        for module in modules { try module.check(settings) }
         var app = Assembly(platform: platform, settings: settings, roles: roles)
         for module in modules { try await module.assemble(into: &app) }
         if roles.contains(.projectors) {

@@ -28,6 +28,10 @@ public protocol ChronicleModule: Sendable {
     var projections: [ProjectionDeclaration] { get }
     /// Its configuration section: the settings it reads, each with its default and meaning.
     var settings: [SettingDescription] { get }
+    /// Reads and validates its configuration section, with no side effect: every module is
+    /// checked before any is assembled, so a bad setting stops the process before it starts
+    /// anything.
+    func check(_ settings: Settings) throws
     /// Adds the module's parts to the application being built.
     func assemble(into app: inout Assembly) async throws
 }

@@ -1,7 +1,6 @@
 import API
 import Commands
 import Foundation
-import Logging
 
 /// The Identity module's configuration section: tokens, CORS and rate limits.
 struct IdentityConfiguration {
@@ -9,6 +8,8 @@ struct IdentityConfiguration {
     var corsOrigins: [String]
     var rateLimits: RateLimitMiddleware.Settings
     var loginsPerMinute: Int
+    /// No key was configured: tokens are signed with one of this process only.
+    var keyOfThisProcessOnly = false
 
     static let settings: [SettingDescription] = [
         .init("chronicle.jwt.secret", "a random key per process (warned)", "HS256 key of local tokens, at least 32 bytes"),
@@ -26,7 +27,7 @@ struct IdentityConfiguration {
         .init("chronicle.rate_limit.login", "10", "Sign-in attempts per minute per account"),
     ]
 
-    init(_ settings: Settings, logger: Logger) throws {
+    init(_ settings: Settings) throws {
         let secret: [UInt8]
         if let configured = settings.text("chronicle.jwt.secret", secret: true) {
             guard configured.utf8.count >= 32 else { throw SettingsError("CHRONICLE_JWT_SECRET must be at least 32 bytes") }
@@ -34,7 +35,7 @@ struct IdentityConfiguration {
         } else {
             var generator = SystemRandomNumberGenerator()
             secret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-            logger.warning("CHRONICLE_JWT_SECRET is not set: tokens are signed with a key of this process only (they end with it, and other processes refuse them)")
+            keyOfThisProcessOnly = true
         }
         var external: TokenService.Settings.External?
         if let issuer = settings.text("chronicle.jwt.external.issuer") {

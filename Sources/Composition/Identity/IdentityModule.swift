@@ -14,9 +14,14 @@ public struct IdentityModule: ChronicleModule {
     public var projections: [ProjectionDeclaration] { [] }
     public var settings: [SettingDescription] { IdentityConfiguration.settings }
 
+    public func check(_ settings: Settings) throws { _ = try IdentityConfiguration(settings) }
+
     public func assemble(into app: inout Assembly) async throws {
-        let configuration = try IdentityConfiguration(app.settings, logger: app.logger)
+        let configuration = try IdentityConfiguration(app.settings)
         guard app.roles.contains(.api) else { return }
+        if configuration.keyOfThisProcessOnly {
+            app.logger.warning("CHRONICLE_JWT_SECRET is not set: tokens are signed with a key of this process only (they end with it, and other processes refuse them)")
+        }
         let platform = app.platform
         let limiter = RedisRateLimiter(redis: platform.redis, keyspace: platform.namespace)
         let tokens = try await TokenService(settings: configuration.tokens)

@@ -13,6 +13,8 @@ public struct OperationsModule: ChronicleModule {
     public var projections: [ProjectionDeclaration] { [.postgres(EventCountsProjection())] }
     public var settings: [SettingDescription] { [] }
 
+    public func check(_ settings: Settings) throws {}
+
     public func assemble(into app: inout Assembly) async throws {
         guard app.roles.contains(.api) else { return }
         app.add(routes: ParkedController(parking: app.platform.parking).mount)

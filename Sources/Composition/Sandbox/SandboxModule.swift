@@ -21,6 +21,8 @@ public struct SandboxModule: ChronicleModule {
     public var projections: [ProjectionDeclaration] { [.postgres(CodeExecutionsProjection())] }
     public var settings: [SettingDescription] { SandboxConfiguration.settings }
 
+    public func check(_ settings: Settings) throws { _ = try SandboxConfiguration(settings) }
+
     public func assemble(into app: inout Assembly) async throws {
         let configuration = try SandboxConfiguration(app.settings)
         let platform = app.platform
