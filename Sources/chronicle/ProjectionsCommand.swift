@@ -72,6 +72,8 @@ struct RebuildProjection: AsyncParsableCommand {
                 if name == "relay" { throw CLIError("the relay is not a read model; rebuild supports \(projectors.map(\.name).sorted().joined(separator: ", "))") }
                 throw CLIError("no projector named '\(name)' (see 'chronicle projections list')")
             }
+            let what = projector.store == .postgres ? "a new generation of \(projector.swaps.joined(separator: ", "))" : "\(projector.swaps.joined(separator: ", ")) cleared and replayed"
+            FileHandle.standardError.write(Data("rebuilding \(name): \(what)\n".utf8))
             let bar = ProgressBar()
             let result = try await projector.rebuild(progress: bar.show)
             bar.finish()
