@@ -46,8 +46,8 @@ public enum ChronicleApp {
 
     /// The relay: integration events from the log to RabbitMQ, with publisher confirms.
     public static func relay(_ platform: Platform, modules: [any ChronicleModule] = Modules.all) -> ProjectorRunner<RelayStore> {
-        let contracts = IntegrationContracts(modules.flatMap(\.contracts))
-        let registry = modules.flatMap(\.events).reduce(EventRegistry()) { $0.registering($1) }
+        let contracts = Modules.contracts(of: modules)
+        let registry = Modules.registry(of: modules)
         let publisher = AMQPPublisher(
             settings: platform.amqp, topology: RelayStore.topology(namespace: platform.namespace, contracts: contracts), logger: platform.logger)
         return platform.runner(

@@ -9,10 +9,18 @@ public enum Modules {
     ]
 
     /// Every event type any module has ever stored, with its upcasters.
-    public static let registry: EventRegistry = all.flatMap(\.events).reduce(EventRegistry()) { $0.registering($1) }
+    public static let registry = registry(of: all)
 
     /// Every integration contract: what the relay publishes.
-    public static let contracts = IntegrationContracts(all.flatMap(\.contracts))
+    public static let contracts = contracts(of: all)
+
+    public static func registry(of modules: [any ChronicleModule]) -> EventRegistry {
+        modules.flatMap(\.events).reduce(EventRegistry()) { $0.registering($1) }
+    }
+
+    public static func contracts(of modules: [any ChronicleModule]) -> IntegrationContracts {
+        IntegrationContracts(modules.flatMap(\.contracts))
+    }
 
     /// Every documented setting, by module.
     public static var settings: [(module: String, settings: [SettingDescription])] { all.map { ($0.name, $0.settings) } }

@@ -158,11 +158,9 @@ public final class EventHub: Service, Sendable {
     /// after `after` (caught up from the log first) and then live.
     public func subscribe(_ filter: HubFilter, after: Checkpoint? = nil) -> HubSubscription {
         let subscription = HubSubscription(hub: self, filter: filter, capacity: bufferSize, after: after)
-        if after == nil {
-            // Join at the hub's position now; before the hub has started, the catch-up path
-            // joins it once it has.
-            if !join(subscription, at: nil) { subscription.startCatchUp(from: .start, liveOnly: true) }
-        }
+        // Live from now: join at the hub's position; before the hub has started, `next()` joins
+        // it once it has.
+        if after == nil { _ = join(subscription, at: nil) }
         return subscription
     }
 

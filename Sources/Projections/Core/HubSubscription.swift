@@ -49,10 +49,6 @@ public final class HubSubscription: Sendable {
         set { inner.withLock { $0.id = newValue } }
     }
 
-    func startCatchUp(from cursor: Checkpoint, liveOnly: Bool) {
-        inner.withLock { $0.phase = .catchingUp(cursor: cursor, liveOnly: liveOnly) }
-    }
-
     /// Called by the hub, under its lock, when the subscriber joins the fan-out.
     func goLive(at cursor: Checkpoint) {
         inner.withLock { $0.phase = .live(cursor: cursor) }
@@ -148,7 +144,9 @@ public final class HubSubscription: Sendable {
     /// `next()`, giving up after `timeout` with `.idle` (for keep-alives). A message that races
     /// the timer is returned, never lost.
     public func next(timeout: Duration) async throws -> Next {
-        try await withThrowingTaskGroup(of: Next.self) { group in
+        // A message already buffered needs no timer (the common case for a busy stream).
+        if let buffered = inner.withLock({ $0.buffer.isEmpty ? nil : $0.buffer.removeFirst() }) { return .message(buffered) }
+        return try await withThrowingTaskGroup(of: Next.self) { group in
             group.addTask {
                 do {
                     if let message = try await self.next() { return .message(message) }
