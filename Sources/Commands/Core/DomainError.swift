@@ -25,11 +25,15 @@ public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
     public let kind: Kind
     public let code: Code
     public let message: String
+    /// Each failing field, by JSON pointer, where the input was checked against a schema: the
+    /// problem document lists them all (`errors`), not only the first.
+    public let violations: [JSONSchema.Violation]
 
-    public init(_ kind: Kind, code: Code, _ message: String) {
+    public init(_ kind: Kind, code: Code, _ message: String, violations: [JSONSchema.Violation] = []) {
         self.kind = kind
         self.code = code
         self.message = message
+        self.violations = violations
     }
 
     public var description: String { "\(code): \(message)" }

@@ -1,0 +1,22 @@
+extension DomainError.Code {
+    // The Personas module's error codes.
+    public static let personaDeleted: Self = "persona.deleted"
+    public static let personaEvaluationSetInvalid: Self = "persona.evaluation_set_invalid"
+    public static let personaExists: Self = "persona.exists"
+    public static let personaGateNotOpen: Self = "persona.gate_not_open"
+    public static let personaGateRefused: Self = "persona.gate_refused"
+    public static let personaGateRunning: Self = "persona.gate_running"
+    public static let personaInvalid: Self = "persona.invalid"
+    public static let personaLabelInvalid: Self = "persona.label_invalid"
+    public static let personaLabelNotFound: Self = "persona.label_not_found"
+    public static let personaMessageMalformed: Self = "persona.message_malformed"
+    public static let personaNotFound: Self = "persona.not_found"
+    public static let personaTemplateInvalid: Self = "persona.template_invalid"
+    public static let personaTemplateLimit: Self = "persona.template_limit"
+    public static let personaValidationEnded: Self = "persona.validation_ended"
+    public static let personaValidationExists: Self = "persona.validation_exists"
+    public static let personaValidationInvalid: Self = "persona.validation_invalid"
+    public static let personaValidationNotFound: Self = "persona.validation_not_found"
+    public static let personaVariablesInvalid: Self = "persona.variables_invalid"
+    public static let personaVersionNotFound: Self = "persona.version_not_found"
+}
