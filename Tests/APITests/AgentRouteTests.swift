@@ -200,6 +200,7 @@ import Testing
                 ParkedController(parking: ParkedRouteTests.Lot()).mount,
                 SandboxController(store: identity.store, queries: NoSandboxReadModel(), runner: nil, host: AgentRouteTests.TestHost()).mount,
                 EventStreamController(hub: identity.hub).mount,
+                PersonaRouteTests.controller(identity).mount,
             ]
         ) { .init(ready: true) })
         let routed = Set(router.routes.map { route -> String in

@@ -1,3 +1,5 @@
+import Commands
+import Events
 import Foundation
 import Hummingbird
 
@@ -11,12 +13,28 @@ public struct Problem: HTTPResponseError, Codable, Sendable, Equatable {
     public var instance: String?
     /// Extra response headers, e.g. `Retry-After`. Not part of the document.
     public var headers: HTTPFields = [:]
+    /// Extension members of the document (RFC 9457 §3.2), e.g. `errors`: each failing field by
+    /// JSON pointer.
+    public var extensions: [String: JSONValue] = [:]
 
-    public init(_ status: HTTPResponse.Status, code: String, detail: String? = nil, headers: HTTPFields = [:]) {
+    public init(_ status: HTTPResponse.Status, code: String, detail: String? = nil, headers: HTTPFields = [:], extensions: [String: JSONValue] = [:]) {
         self.status = status
         self.code = code
         self.detail = detail
         self.headers = headers
+        self.extensions = extensions
+    }
+
+    /// `errors`: one `{pointer, detail}` per failing field.
+    public static func errors(_ violations: [JSONSchema.Violation]) -> [String: JSONValue] {
+        violations.isEmpty ? [:] : ["errors": .array(violations.map { .object(["pointer": .string($0.pointer), "detail": .string($0.message)]) })]
+    }
+
+    struct ExtensionKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 
     /// A documented URI per kind of problem, relative to the API.
@@ -41,10 +59,14 @@ public struct Problem: HTTPResponseError, Codable, Sendable, Equatable {
         try container.encode(code, forKey: .code)
         try container.encodeIfPresent(detail, forKey: .detail)
         try container.encodeIfPresent(instance, forKey: .instance)
+        var extra = encoder.container(keyedBy: ExtensionKey.self)
+        for (key, value) in extensions where CodingKeys(rawValue: key) == nil {
+            try extra.encode(value, forKey: ExtensionKey(stringValue: key))
+        }
     }
 
     public static func == (lhs: Problem, rhs: Problem) -> Bool {
-        lhs.status == rhs.status && lhs.code == rhs.code && lhs.detail == rhs.detail && lhs.instance == rhs.instance
+        lhs.status == rhs.status && lhs.code == rhs.code && lhs.detail == rhs.detail && lhs.instance == rhs.instance && lhs.extensions == rhs.extensions
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {

@@ -35,7 +35,7 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 case .conflict: .conflict
                 case .tooLarge: .contentTooLarge
                 }
-            return Problem(status, code: error.code.rawValue, detail: error.message)
+            return Problem(status, code: error.code.rawValue, detail: error.message, extensions: Problem.errors(error.violations))
         case let error as CommandHandlerError:
             switch error {
             case .preconditionFailed:

@@ -6,6 +6,15 @@ import Logging
 import Projections
 import Workers
 
+/// The configured chat model, offered to modules that ask a model (Personas' judge).
+public struct ChatModel: Sendable {
+    public let model: any LanguageModel
+    /// The model name requests use when they name none.
+    public let defaultModel: String
+    /// True when no model service is configured and the offline model answers.
+    public let offline: Bool
+}
+
 /// The Agents module: agents, and their runs with tokens and cost. Assembled after Sandbox, whose
 /// runner its `sandbox.python` tool uses where this process has one.
 public struct AgentsModule: ChronicleModule {
@@ -27,6 +36,7 @@ public struct AgentsModule: ChronicleModule {
     public func assemble(into app: inout Assembly) async throws {
         let configuration = try AgentsConfiguration(app.settings, logger: app.logger)
         let platform = app.platform
+        app.provide(ChatModel(model: configuration.model, defaultModel: configuration.defaultModel, offline: configuration.modelDescription == OfflineLanguageModel.modelName))
         let queries = AgentReadModels(
             client: platform.database.client, redis: platform.redis, agents: platform.postgres(AgentListProjection()),
             executions: platform.postgres(AgentExecutionsProjection()), cache: platform.redis(ExecutionCacheProjection()), logger: app.logger)

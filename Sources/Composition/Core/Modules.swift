@@ -5,7 +5,7 @@ import Events
 /// adding its manifest here.
 public enum Modules {
     public static let all: [any ChronicleModule] = [
-        IdentityModule(), SandboxModule(), AgentsModule(), OperationsModule(),
+        IdentityModule(), SandboxModule(), AgentsModule(), PersonasModule(), OperationsModule(),
     ]
 
     /// Every event type any module has ever stored, with its upcasters.

@@ -171,10 +171,16 @@ extension WorkItem {
     /// A work message is a relayed `...Requested` event; this is the event and the execution it
     /// names (its `execution_id`). A message without one is malformed: `code` says whose.
     public func requestedExecution(code: DomainError.Code) throws -> (message: IntegrationMessage, executionID: UUID) {
+        let (message, id) = try named("execution_id", code: code)
+        return (message, id)
+    }
+
+    /// The relayed event and the id it carries under `key` (snake_case, as events are stored).
+    public func named(_ key: String, code: DomainError.Code) throws -> (message: IntegrationMessage, id: UUID) {
         let message = try EventCoding.decode(IntegrationMessage.self, from: body)
-        guard let raw = message.data["execution_id"]?.stringValue, let executionID = UUID(uuidString: raw) else {
-            throw DomainError(.invalid, code: code, "the work message names no execution")
+        guard let raw = message.data[key]?.stringValue, let id = UUID(uuidString: raw) else {
+            throw DomainError(.invalid, code: code, "the work message has no \(key)")
         }
-        return (message, executionID)
+        return (message, id)
     }
 }
