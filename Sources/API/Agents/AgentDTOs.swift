@@ -6,6 +6,26 @@ import Projections
 /// The JSON the Agents routes accept and answer, snake_case as in the OpenAPI document. Field
 /// names are spelled out (no key strategy), so user data such as `parameters` keeps its keys.
 enum AgentDTO {
+    /// The persona an agent speaks as: `{"id", "label"}` or `{"id", "version"}`.
+    struct Persona: Codable, Equatable {
+        var id: String
+        var label: String?
+        var version: Int?
+
+        init(_ persona: AgentPersona) {
+            id = persona.personaID.uuidString.lowercased()
+            label = persona.label
+            version = persona.version
+        }
+
+        func reference() throws -> AgentPersona {
+            guard let personaID = UUID(uuidString: id) else {
+                throw Problem(.unprocessableContent, code: "agent.persona_unavailable", detail: "persona.id is not a persona's id")
+            }
+            return AgentPersona(personaID: personaID, label: label, version: version)
+        }
+    }
+
     struct Create: Decodable {
         var name: String
         var instructions: String?
@@ -13,9 +33,10 @@ enum AgentDTO {
         var temperature: Double?
         var maxTokens: Int?
         var plugins: [String]?
+        var persona: Persona?
 
         enum CodingKeys: String, CodingKey {
-            case name, instructions, model, temperature, plugins
+            case name, instructions, model, temperature, plugins, persona
             case maxTokens = "max_tokens"
         }
     }
@@ -27,13 +48,30 @@ enum AgentDTO {
         var temperature: Double?
         var maxTokens: Int?
         var plugins: [String]?
+        /// Absent: unchanged; null: removed.
+        var persona: Persona??
 
         enum CodingKeys: String, CodingKey {
-            case name, instructions, model, temperature, plugins
+            case name, instructions, model, temperature, plugins, persona
             case maxTokens = "max_tokens"
         }
 
-        var isEmpty: Bool { name == nil && instructions == nil && model == nil && temperature == nil && maxTokens == nil && plugins == nil }
+        init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            name = try container.decodeIfPresent(String.self, forKey: .name)
+            instructions = try container.decodeIfPresent(String.self, forKey: .instructions)
+            model = try container.decodeIfPresent(String.self, forKey: .model)
+            temperature = try container.decodeIfPresent(Double.self, forKey: .temperature)
+            maxTokens = try container.decodeIfPresent(Int.self, forKey: .maxTokens)
+            plugins = try container.decodeIfPresent([String].self, forKey: .plugins)
+            if container.contains(.persona) {
+                persona = try container.decodeNil(forKey: .persona) ? .some(nil) : .some(try container.decode(Persona.self, forKey: .persona))
+            }
+        }
+
+        var isEmpty: Bool {
+            name == nil && instructions == nil && model == nil && temperature == nil && maxTokens == nil && plugins == nil && persona == nil
+        }
     }
 
     struct Execute: Decodable {
@@ -60,9 +98,10 @@ enum AgentDTO {
         var ownerID: String
         var createdAt: String
         var updatedAt: String?
+        var persona: Persona?
 
         enum CodingKeys: String, CodingKey {
-            case id, name, instructions, model, temperature, plugins, status, version
+            case id, name, instructions, model, temperature, plugins, status, version, persona
             case maxTokens = "max_tokens"
             case ownerID = "owner_id"
             case createdAt = "created_at"
@@ -82,6 +121,7 @@ enum AgentDTO {
             ownerID = view.ownerID
             createdAt = Timestamp.format(view.createdAt)
             updatedAt = Timestamp.format(view.updatedAt)
+            persona = view.persona.map(Persona.init)
         }
 
         init(id: UUID, state: AgentDecider.State, version: Int64, updatedAt: Date?) {
@@ -97,6 +137,7 @@ enum AgentDTO {
             ownerID = state.ownerID ?? ""
             createdAt = state.createdAt.map(Timestamp.format) ?? ""
             self.updatedAt = updatedAt.map(Timestamp.format)
+            persona = state.persona.map(Persona.init)
         }
     }
 

@@ -37,11 +37,15 @@ public struct AgentsController: Sendable {
     let queries: any AgentQueries
     /// The process's push hub: what the run stream listens to.
     let hub: EventHub
+    /// Resolves and renders agents' personas; nil where the Personas module is not assembled.
+    let personas: PersonaPrompts?
     let settings: Settings
 
     public init(
-        store: any EventStore, snapshots: (any SnapshotStore)? = nil, queries: any AgentQueries, hub: EventHub, settings: Settings = .init()
+        store: any EventStore, snapshots: (any SnapshotStore)? = nil, queries: any AgentQueries, hub: EventHub, personas: PersonaPrompts? = nil,
+        settings: Settings = .init()
     ) {
+        self.personas = personas
         agents = CommandHandler(store: store, snapshots: snapshots, policy: SnapshotPolicy(every: [AgentDecider.category: 50]))
         executions = CommandHandler(store: store)
         self.queries = queries
@@ -71,13 +75,15 @@ public struct AgentsController: Sendable {
         let body = try await request.decode(as: AgentDTO.Create.self, context: context)
         let command = try CommandContext.from(request, context: context)
         let agentID = command.derivedID("agent")
+        let persona = try body.persona.map { try $0.reference() }
+        if let persona { try await checkPersona(persona, owner: principal.userID) }
         let settings = AgentModelSettings(
             model: body.model ?? self.settings.defaultModel, temperature: body.temperature ?? self.settings.defaultTemperature,
             maxTokens: body.maxTokens ?? self.settings.defaultMaxTokens)
         let result = try await agents.handle(
             .create(CreateAgent(
                 agentID: agentID, ownerID: principal.userID, name: body.name, instructions: body.instructions ?? "", settings: settings,
-                plugins: body.plugins ?? [], now: command.now)),
+                plugins: body.plugins ?? [], persona: persona, now: command.now)),
             on: StreamID(category: AgentDecider.category, id: agentID), context: command)
         return try Reply.json(
             AgentDTO.Agent(id: agentID, state: result.state, version: result.streamVersion, updatedAt: nil), status: .created,
@@ -90,16 +96,18 @@ public struct AgentsController: Sendable {
         try principal.requireWrite()
         let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
         let ifMatch = try Reply.ifMatch(request)
-        _ = try await ownedAgent(agentID, principal)
+        let agent = try await ownedAgent(agentID, principal)
         let body = try await request.decode(as: AgentDTO.Update.self, context: context)
         guard !body.isEmpty else {
-            throw Problem(.unprocessableContent, code: "agent.update_empty", detail: "the body changes nothing: give at least one of name, instructions, model, temperature, max_tokens or plugins")
+            throw Problem(.unprocessableContent, code: "agent.update_empty", detail: "the body changes nothing: give at least one of name, instructions, model, temperature, max_tokens, plugins or persona")
         }
+        let persona = try body.persona.map { try $0.map { try $0.reference() } }
+        if let set = persona, let chosen = set { try await checkPersona(chosen, owner: agent.ownerID ?? principal.userID) }
         let command = try CommandContext.from(request, context: context)
         let result = try await agents.handle(
             .update(UpdateAgent(
                 agentID: agentID, name: body.name, instructions: body.instructions, model: body.model, temperature: body.temperature,
-                maxTokens: body.maxTokens, plugins: body.plugins, now: command.now)),
+                maxTokens: body.maxTokens, plugins: body.plugins, persona: persona, now: command.now)),
             on: StreamID(category: AgentDecider.category, id: agentID), context: command, ifMatch: ifMatch)
         return try Reply.json(
             AgentDTO.Agent(id: agentID, state: result.state, version: result.streamVersion, updatedAt: command.now), status: .ok,
@@ -129,10 +137,16 @@ public struct AgentsController: Sendable {
         let body = try await request.decode(as: AgentDTO.Execute.self, context: context)
         let command = try CommandContext.from(request, context: context)
         let executionID = command.derivedID("execution")
+        var persona: AgentExecutionPersona?
+        if let chosen = agent.persona, let owner = agent.ownerID {
+            guard let personas else { throw Problem(.unprocessableContent, code: "agent.persona_unavailable", detail: "personas are not available in this process") }
+            persona = try await personas.render(chosen, owner: owner, parameters: body.parameters ?? [:])
+        }
         let result = try await executions.handle(
             .request(RequestAgentExecution(
                 executionID: executionID, agentID: agentID, agent: agent, input: body.input, parameters: body.parameters ?? [:],
-                timeoutSeconds: body.timeoutSeconds ?? settings.defaultTimeoutSeconds, maxAttempts: settings.maxAttempts, now: command.now)),
+                timeoutSeconds: body.timeoutSeconds ?? settings.defaultTimeoutSeconds, maxAttempts: settings.maxAttempts, persona: persona,
+                now: command.now)),
             on: AgentExecutionDecider.streamID(executionID), context: command)
         let typical = (try? await queries.typicalDurationMs(agent: agentID)) ?? nil
         let estimate = max(1, Int(((Double(typical ?? 2000)) / 1000).rounded(.up)))
@@ -166,6 +180,12 @@ public struct AgentsController: Sendable {
         let (state, _) = try await agents.load(StreamID(category: AgentDecider.category, id: id).description)
         guard state.status == .active, let owner = state.ownerID, principal.mayAccess(owner: owner) else { throw Self.agentNotFound }
         return state
+    }
+
+    /// An agent may speak only as a persona of its owner's that exists now.
+    func checkPersona(_ persona: AgentPersona, owner: String) async throws {
+        guard let personas else { throw Problem(.unprocessableContent, code: "agent.persona_unavailable", detail: "personas are not available in this process") }
+        _ = try await personas.resolve(persona, owner: owner)
     }
 
     static let agentNotFound = Problem(.notFound, code: "agent.not_found", detail: "no such agent")

@@ -29,13 +29,14 @@ public struct AgentReadModels: AgentQueries {
         self.logger = logger
     }
 
-    typealias AgentRow = (UUID, String, String, String, String, Double, Int64, String, String, Int64, Date, Date)
+    typealias AgentRow = (UUID, String, String, String, String, Double, Int64, String, String, Int64, Date, Date, String?)
 
     static func agent(_ row: AgentRow) -> AgentView {
         let plugins = (try? JSONDecoder().decode([String].self, from: Data(row.7.utf8))) ?? []
         return AgentView(
             id: row.0, ownerID: row.1, name: PostgresText.decode(row.2), instructions: PostgresText.decode(row.3), model: PostgresText.decode(row.4), temperature: row.5, maxTokens: Int(row.6),
-            plugins: plugins, status: row.8, version: row.9, createdAt: row.10, updatedAt: row.11)
+            plugins: plugins, status: row.8, version: row.9, createdAt: row.10, updatedAt: row.11,
+            persona: row.12.flatMap { try? EventCoding.decode(AgentPersona.self, from: PostgresText.decodeJSON(Data($0.utf8))) })
     }
 
     public func agents(owner: String?, page: Int, pageSize: Int) async throws -> Page<AgentView> {
@@ -44,7 +45,7 @@ public struct AgentReadModels: AgentQueries {
             var items: [AgentView] = []
             var total = 0
             let rows = try await client.query("""
-                SELECT agent_id, owner_id, name, instructions, model, temperature, max_tokens, plugins::text, status, version, created_at, updated_at
+                SELECT agent_id, owner_id, name, instructions, model, temperature, max_tokens, plugins::text, status, version, created_at, updated_at, persona::text
                 FROM agents_by_owner WHERE status <> 'deleted' AND (\(owner)::text IS NULL OR owner_id = \(owner))
                 ORDER BY created_at DESC, agent_id LIMIT \(pageSize) OFFSET \(offset)
                 """, logger: logger)
@@ -59,7 +60,7 @@ public struct AgentReadModels: AgentQueries {
     public func agent(_ id: UUID) async throws -> AgentView? {
         try await readModel(orIfAbsent: nil) {
             let rows = try await client.query("""
-                SELECT agent_id, owner_id, name, instructions, model, temperature, max_tokens, plugins::text, status, version, created_at, updated_at
+                SELECT agent_id, owner_id, name, instructions, model, temperature, max_tokens, plugins::text, status, version, created_at, updated_at, persona::text
                 FROM agents_by_owner WHERE agent_id = \(id)
                 """, logger: logger)
             for try await row in rows.decode(AgentRow.self) { return Self.agent(row) }

@@ -22,10 +22,11 @@ public enum AgentDecider: SnapshottingDecider {
         public var settings: AgentModelSettings?
         public var plugins: [String] = []
         public var createdAt: Date?
+        public var persona: AgentPersona?
     }
 
     public static let category = "agent"
-    public static let stateVersion = 2
+    public static let stateVersion = 3
     public static let initialState = State()
 
     public static func decide(_ command: Command, state: State) throws -> [AgentEvent] {
@@ -35,9 +36,14 @@ public enum AgentDecider: SnapshottingDecider {
                 throw DomainError(.conflict, code: .agentExists, "agent \(create.agentID) already exists")
             }
             try create.validate()
-            return [.created(AgentCreated(
+            var events: [AgentEvent] = [.created(AgentCreated(
                 agentID: create.agentID, ownerID: create.ownerID, name: create.name, instructions: create.instructions,
                 settings: create.settings, plugins: create.plugins, createdAt: create.now))]
+            if let persona = create.persona {
+                try AgentRules.validate(persona)
+                events.append(.personaSet(AgentPersonaSet(agentID: create.agentID, persona: persona, setAt: create.now)))
+            }
+            return events
         case .changeInstructions(let change):
             try requireActive(state)
             guard change.instructions != state.instructions else { return [] }
@@ -87,6 +93,8 @@ public enum AgentDecider: SnapshottingDecider {
             state.plugins.removeAll { $0 == removed.plugin }
         case .deleted:
             state.status = .deleted
+        case .personaSet(let set):
+            state.persona = set.persona
         }
         return state
     }
@@ -108,12 +116,15 @@ public struct CreateAgent: Sendable, Equatable {
     public var instructions: String
     public var settings: AgentModelSettings
     public var plugins: [String]
+    /// The persona its runs speak as (checked to exist and be the owner's by the caller).
+    public var persona: AgentPersona?
     public var now: Date
 
     public init(
         agentID: UUID, ownerID: String, name: String, instructions: String, settings: AgentModelSettings,
-        plugins: [String] = [], now: Date
+        plugins: [String] = [], persona: AgentPersona? = nil, now: Date
     ) {
+        self.persona = persona
         self.agentID = agentID
         self.ownerID = ownerID
         self.name = name
@@ -136,6 +147,19 @@ public struct CreateAgent: Sendable, Equatable {
 
 /// The rules every agent's fields follow, wherever they are set.
 enum AgentRules {
+    /// A persona is named by a label or a version, not both.
+    static func validate(_ persona: AgentPersona) throws {
+        guard (persona.label == nil) != (persona.version == nil) else {
+            throw DomainError(.invalid, code: .agentPersonaInvalid, "a persona is given with a label or a version, not both and not neither")
+        }
+        if let version = persona.version, version < 1 {
+            throw DomainError(.invalid, code: .agentPersonaInvalid, "a persona version is 1 or more")
+        }
+        if let label = persona.label, !TextLimit(characters: 1...64).admits(label) {
+            throw DomainError(.invalid, code: .agentPersonaInvalid, "a persona label is 1 to 64 characters")
+        }
+    }
+
     /// Far above any model's output limit today; a bound so nonsense (2^62) is refused here.
     static let maxTokensLimit = 1_000_000
     public static let name = TextLimit(characters: 1...255)
@@ -171,12 +195,15 @@ public struct UpdateAgent: Sendable, Equatable {
     public var temperature: Double?
     public var maxTokens: Int?
     public var plugins: [String]?
+    /// `.some(nil)` removes the persona; nil leaves it.
+    public var persona: AgentPersona??
     public var now: Date
 
     public init(
         agentID: UUID, name: String? = nil, instructions: String? = nil, model: String? = nil, temperature: Double? = nil,
-        maxTokens: Int? = nil, plugins: [String]? = nil, now: Date
+        maxTokens: Int? = nil, plugins: [String]? = nil, persona: AgentPersona?? = nil, now: Date
     ) {
+        self.persona = persona
         self.agentID = agentID
         self.name = name
         self.instructions = instructions
@@ -216,6 +243,10 @@ public struct UpdateAgent: Sendable, Equatable {
             for plugin in plugins where seen.insert(plugin).inserted {
                 events.append(.pluginAdded(AgentPluginAdded(agentID: agentID, plugin: plugin, addedAt: now)))
             }
+        }
+        if let persona, persona != state.persona {
+            if let persona { try AgentRules.validate(persona) }
+            events.append(.personaSet(AgentPersonaSet(agentID: agentID, persona: persona, setAt: now)))
         }
         return events
     }

@@ -7,6 +7,8 @@ extension DomainError.Code {
     public static let agentModel: Self = "agent.model"
     public static let agentNameLength: Self = "agent.name_length"
     public static let agentNotFound: Self = "agent.not_found"
+    public static let agentPersonaInvalid: Self = "agent.persona_invalid"
+    public static let agentPersonaUnavailable: Self = "agent.persona_unavailable"
     public static let agentPluginDuplicate: Self = "agent.plugin_duplicate"
     public static let agentPluginNotFound: Self = "agent.plugin_not_found"
     public static let agentPluginUnknown: Self = "agent.plugin_unknown"

@@ -141,12 +141,15 @@ public struct RequestAgentExecution: Sendable, Equatable {
     public var parameters: [String: JSONValue]
     public var timeoutSeconds: Int
     public var maxAttempts: Int
+    /// The agent's persona as resolved and rendered by the caller (looked-up data).
+    public var persona: AgentExecutionPersona?
     public var now: Date
 
     public init(
         executionID: UUID, agentID: UUID, agent: AgentDecider.State, input: String, parameters: [String: JSONValue] = [:],
-        timeoutSeconds: Int = 300, maxAttempts: Int = 3, now: Date
+        timeoutSeconds: Int = 300, maxAttempts: Int = 3, persona: AgentExecutionPersona? = nil, now: Date
     ) {
+        self.persona = persona
         self.executionID = executionID
         self.agentID = agentID
         self.agent = agent
@@ -179,7 +182,7 @@ public struct RequestAgentExecution: Sendable, Equatable {
         return AgentExecutionRequested(
             executionID: executionID, agentID: agentID, ownerID: owner, input: input, parameters: parameters,
             instructions: agent.instructions ?? "", settings: settings, plugins: agent.plugins, timeoutSeconds: timeoutSeconds,
-            maxAttempts: maxAttempts, requestedAt: now)
+            maxAttempts: maxAttempts, requestedAt: now, persona: persona)
     }
 }
 

@@ -51,3 +51,45 @@ public final class PersonaRendering: Sendable {
         }
     }
 }
+
+/// Personas as agents use them: checks that an agent may speak as a persona, and resolves and
+/// renders it when a run is requested (from the persona's streams, so a moved label counts at
+/// once). The result goes into the run's request event, so the run and its replay are exact.
+public struct PersonaPrompts: Sendable {
+    let personas: CommandHandler<PersonaDecider>
+    let releases: CommandHandler<PersonaReleaseDecider>
+    let rendering: PersonaRendering
+
+    public init(store: any EventStore, rendering: PersonaRendering) {
+        personas = CommandHandler(store: store)
+        releases = CommandHandler(store: store)
+        self.rendering = rendering
+    }
+
+    static func unavailable(_ message: String) -> DomainError { DomainError(.invalid, code: .agentPersonaUnavailable, message) }
+
+    /// The version `persona` names now; refused unless it exists and belongs to `owner`.
+    public func resolve(_ persona: AgentPersona, owner: String) async throws -> PersonaDecider.Version {
+        let (state, _) = try await personas.load(PersonaDecider.streamID(persona.personaID).description)
+        guard state.exists, state.ownerID == owner else { throw Self.unavailable("persona \(persona.personaID.uuidString.lowercased()) does not exist or is not the agent owner's") }
+        if let label = persona.label {
+            let (release, _) = try await releases.load(PersonaReleaseDecider.streamID(persona.personaID).description)
+            guard let number = release.labels[label], let version = state.version(number) else {
+                throw Self.unavailable("the persona has no label '\(label)'")
+            }
+            return version
+        }
+        guard let number = persona.version, let version = state.version(number) else {
+            throw Self.unavailable("the persona has no version \(persona.version ?? 0) (latest is \(state.versions.count))")
+        }
+        return version
+    }
+
+    /// The persona rendered with the run's parameters as context variables.
+    public func render(_ persona: AgentPersona, owner: String, parameters: [String: JSONValue]) async throws -> AgentExecutionPersona {
+        let version = try await resolve(persona, owner: owner)
+        let prompt = try rendering.render(version, variables: parameters)
+        return AgentExecutionPersona(
+            personaID: persona.personaID, version: version.number, label: persona.label, templateHash: version.templateHash, renderedPrompt: prompt)
+    }
+}

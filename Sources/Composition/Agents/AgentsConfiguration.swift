@@ -3,17 +3,15 @@ import Commands
 import Foundation
 import Logging
 
-/// The Agents module's configuration section. Without `CHRONICLE_LLM_BASE_URL` the offline model
-/// answers every run, and says so.
-struct AgentsConfiguration {
+/// The language model's configuration section (the `llm` module): the model every module that
+/// asks one uses (agent runs, the Personas judge). Without `CHRONICLE_LLM_BASE_URL` the offline
+/// model answers, and says so.
+struct LanguageModelConfiguration {
     var model: any LanguageModel
     /// `offline`, or the base URL of the configured model service (never the key).
     var modelDescription: String
     var defaultModel: String
     var prices: ModelPrices
-    var workerConcurrency: Int
-    var timeoutSeconds: Int
-    var maxAttempts: Int
 
     static let settings: [SettingDescription] = [
         .init("chronicle.llm.base_url", "(offline model)", "OpenAI-compatible base URL, e.g. https://api.openai.com/v1"),
@@ -28,9 +26,6 @@ struct AgentsConfiguration {
         .init("chronicle.llm.breaker_min_calls", "10", "Calls in the window before the breaker may open"),
         .init("chronicle.llm.breaker_window_seconds", "60", "The breaker's window"),
         .init("chronicle.llm.breaker_open_seconds", "60", "How long the breaker stays open"),
-        .init("chronicle.agent.workers", "10", "Agent runs at once in this process (1 to 1000)"),
-        .init("chronicle.agent.timeout_seconds", "300", "A run's time limit when the request sets none (1 to 3600)"),
-        .init("chronicle.agent.max_attempts", "3", "Attempts before an interrupted run fails (1 to 10)"),
     ]
 
     init(_ settings: Settings, logger: Logger) throws {
@@ -82,6 +77,22 @@ struct AgentsConfiguration {
         model = ResilientLanguageModel(base, policy: policy)
         self.defaultModel = defaultModel ?? OfflineLanguageModel.modelName
         self.prices = prices
+    }
+}
+
+/// The Agents module's configuration section.
+struct AgentsConfiguration {
+    var workerConcurrency: Int
+    var timeoutSeconds: Int
+    var maxAttempts: Int
+
+    static let settings: [SettingDescription] = [
+        .init("chronicle.agent.workers", "10", "Agent runs at once in this process (1 to 1000)"),
+        .init("chronicle.agent.timeout_seconds", "300", "A run's time limit when the request sets none (1 to 3600)"),
+        .init("chronicle.agent.max_attempts", "3", "Attempts before an interrupted run fails (1 to 10)"),
+    ]
+
+    init(_ settings: Settings) throws {
         workerConcurrency = try settings.integer("chronicle.agent.workers", default: 10, range: 1...1000)
         timeoutSeconds = try settings.integer("chronicle.agent.timeout_seconds", default: 300, range: 1...3600)
         maxAttempts = try settings.integer("chronicle.agent.max_attempts", default: 3, range: 1...10)

@@ -6,17 +6,9 @@ import Logging
 import Projections
 import Workers
 
-/// The configured chat model, offered to modules that ask a model (Personas' judge).
-public struct ChatModel: Sendable {
-    public let model: any LanguageModel
-    /// The model name requests use when they name none.
-    public let defaultModel: String
-    /// True when no model service is configured and the offline model answers.
-    public let offline: Bool
-}
-
 /// The Agents module: agents, and their runs with tokens and cost. Assembled after Sandbox, whose
-/// runner its `sandbox.python` tool uses where this process has one.
+/// runner its `sandbox.python` tool uses where this process has one, after the llm module, whose
+/// model it runs, and after Personas, whose renderer gives runs their persona's prompt.
 public struct AgentsModule: ChronicleModule {
     public init() {}
 
@@ -31,19 +23,20 @@ public struct AgentsModule: ChronicleModule {
     }
     public var settings: [SettingDescription] { AgentsConfiguration.settings }
 
-    public func check(_ settings: Settings) throws { _ = try AgentsConfiguration(settings, logger: Logger(label: "chronicle.check")) }
+    public func check(_ settings: Settings) throws { _ = try AgentsConfiguration(settings) }
 
     public func assemble(into app: inout Assembly) async throws {
-        let configuration = try AgentsConfiguration(app.settings, logger: app.logger)
+        let configuration = try AgentsConfiguration(app.settings)
+        guard let chat = app.capability(ChatModel.self) else { throw AssemblyError("the Agents module needs the llm module's model") }
+        let personas = app.capability(PersonaRendering.self).map { PersonaPrompts(store: app.platform.database.eventStore, rendering: $0) }
         let platform = app.platform
-        app.provide(ChatModel(model: configuration.model, defaultModel: configuration.defaultModel, offline: configuration.modelDescription == OfflineLanguageModel.modelName))
         let queries = AgentReadModels(
             client: platform.database.client, redis: platform.redis, agents: platform.postgres(AgentListProjection()),
             executions: platform.postgres(AgentExecutionsProjection()), cache: platform.redis(ExecutionCacheProjection()), logger: app.logger)
         if app.roles.contains(.workers) {
             let tool = app.capability(SandboxTool.self)
             let runner = AgentExecutionRunner(
-                store: platform.database.eventStore, model: configuration.model, prices: configuration.prices,
+                store: platform.database.eventStore, model: chat.model, prices: chat.prices,
                 sandbox: tool.map { ($0.runner, $0.limits) }, logger: app.logger)
             app.add(
                 worker: platform.worker(
@@ -55,15 +48,15 @@ public struct AgentsModule: ChronicleModule {
                     name: name, candidates: { try await queries.unfinishedExecutions(requestedBefore: $0, limit: $1) },
                     failIfStalled: { try await runner.ending.failIfStalled($0, policy: $1, now: $2) }))
             app.logger.info("agent workers", metadata: [
-                "llm": "\(configuration.modelDescription)", "concurrency": "\(configuration.workerConcurrency)",
+                "llm": "\(chat.description)", "concurrency": "\(configuration.workerConcurrency)",
             ])
         }
         if app.roles.contains(.api) {
             app.add(
                 routes: AgentsController(
-                    store: platform.database.eventStore, snapshots: platform.database.snapshots, queries: queries, hub: platform.hub,
+                    store: platform.database.eventStore, snapshots: platform.database.snapshots, queries: queries, hub: platform.hub, personas: personas,
                     settings: .init(
-                        defaultModel: configuration.defaultModel, defaultTimeoutSeconds: configuration.timeoutSeconds,
+                        defaultModel: chat.defaultModel, defaultTimeoutSeconds: configuration.timeoutSeconds,
                         maxAttempts: configuration.maxAttempts)
                 ).mount)
         }

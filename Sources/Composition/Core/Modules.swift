@@ -1,11 +1,12 @@
 import Events
 
 /// Chronicle's modules, in the order they are assembled: a module may use what an earlier one
-/// provides (Agents uses Sandbox's runner; Identity guards every route). Adding a module is
+/// provides (Agents uses Sandbox's runner, the llm module's model and Personas' renderer; the
+/// Personas judge uses the model; Identity guards every route). Adding a module is
 /// adding its manifest here.
 public enum Modules {
     public static let all: [any ChronicleModule] = [
-        IdentityModule(), SandboxModule(), AgentsModule(), PersonasModule(), OperationsModule(),
+        IdentityModule(), SandboxModule(), LanguageModelsModule(), PersonasModule(), AgentsModule(), OperationsModule(),
     ]
 
     /// Every event type any module has ever stored, with its upcasters.

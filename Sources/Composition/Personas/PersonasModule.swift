@@ -6,8 +6,9 @@ import Projections
 import Workers
 
 /// The Personas module: versioned prompt templates with labels, safe rendering, an LLM judge
-/// (or the offline judge), and a regression gate on gated labels. Assembled after Agents, whose
-/// language model it judges and answers evaluation cases with.
+/// (or the offline judge), and a regression gate on gated labels. Assembled after the llm module,
+/// whose model it judges and answers evaluation cases with, and before Agents, whose runs render
+/// their persona with its renderer.
 public struct PersonasModule: ChronicleModule {
     public init() {}
 
@@ -25,7 +26,7 @@ public struct PersonasModule: ChronicleModule {
         let rendering = PersonaRendering(limits: configuration.limits)
         app.provide(rendering)
         if app.roles.contains(.workers) {
-            guard let chat = app.capability(ChatModel.self) else { throw AssemblyError("the Personas module needs the Agents module's model") }
+            guard let chat = app.capability(ChatModel.self) else { throw AssemblyError("the Personas module needs the llm module's model") }
             let judge = PersonaJudge(model: chat.offline ? nil : chat.model, modelName: configuration.judgeModel ?? chat.defaultModel)
             let validator = PersonaValidationWorker(store: platform.database.eventStore, judge: judge, logger: app.logger)
             let gates = PersonaGateWorker(

@@ -185,6 +185,45 @@ public struct AgentDeleted: DomainEvent {
     }
 }
 
+/// The persona an agent's runs speak as: a persona and a label (resolved when each run is
+/// requested) or a fixed version.
+public struct AgentPersona: Codable, Sendable, Equatable {
+    public var personaID: UUID
+    public var label: String?
+    public var version: Int?
+
+    public init(personaID: UUID, label: String?, version: Int?) {
+        self.personaID = personaID
+        self.label = label
+        self.version = version
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case personaID = "personaId"
+        case label, version
+    }
+}
+
+/// The agent was given a persona, or (`persona` null) its persona was removed.
+public struct AgentPersonaSet: DomainEvent {
+    public static let eventType = "AgentPersonaSet"
+
+    public var agentID: UUID
+    public var persona: AgentPersona?
+    public var setAt: Date
+
+    public init(agentID: UUID, persona: AgentPersona?, setAt: Date) {
+        self.agentID = agentID
+        self.persona = persona
+        self.setAt = setAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case agentID = "agentId"
+        case persona, setAt
+    }
+}
+
 /// The events of the Agent aggregate.
 public enum AgentEvent: EventFamily, Equatable {
     public static var registry: EventRegistry { .agents }
@@ -196,6 +235,7 @@ public enum AgentEvent: EventFamily, Equatable {
     case pluginAdded(AgentPluginAdded)
     case pluginRemoved(AgentPluginRemoved)
     case deleted(AgentDeleted)
+    case personaSet(AgentPersonaSet)
 
     public var payload: any DomainEvent {
         switch self {
@@ -206,11 +246,13 @@ public enum AgentEvent: EventFamily, Equatable {
         case .pluginAdded(let event): event
         case .pluginRemoved(let event): event
         case .deleted(let event): event
+        case .personaSet(let event): event
         }
     }
 
     public init?(payload: any DomainEvent) {
         switch payload {
+        case let event as AgentPersonaSet: self = .personaSet(event)
         case let event as AgentCreated: self = .created(event)
         case let event as AgentInstructionsChanged: self = .instructionsChanged(event)
         case let event as AgentRenamed: self = .renamed(event)
@@ -234,6 +276,7 @@ extension EventRegistry {
         registry.register(AgentPluginAdded.self)
         registry.register(AgentPluginRemoved.self)
         registry.register(AgentDeleted.self)
+        registry.register(AgentPersonaSet.self)
         return registry
     }()
 }

@@ -31,6 +31,30 @@ public struct TokenUsage: Codable, Sendable, Equatable {
     }
 }
 
+/// The persona a run speaks as, resolved and rendered when the run was requested: the version
+/// a label pointed at then, and the exact prompt, so the run and its replay never depend on
+/// later moves or versions.
+public struct AgentExecutionPersona: Codable, Sendable, Equatable {
+    public var personaID: UUID
+    public var version: Int
+    public var label: String?
+    public var templateHash: String
+    public var renderedPrompt: String
+
+    public init(personaID: UUID, version: Int, label: String?, templateHash: String, renderedPrompt: String) {
+        self.personaID = personaID
+        self.version = version
+        self.label = label
+        self.templateHash = templateHash
+        self.renderedPrompt = renderedPrompt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case personaID = "personaId"
+        case version, label, templateHash, renderedPrompt
+    }
+}
+
 /// A run of an agent was asked for. It carries what the run needs from the agent as it was at
 /// that moment (instructions, settings, plugins), so the run and its replay never depend on later
 /// changes to the agent.
@@ -48,11 +72,15 @@ public struct AgentExecutionRequested: DomainEvent {
     public var timeoutSeconds: Int
     public var maxAttempts: Int
     public var requestedAt: Date
+    /// The agent's persona, rendered with the run's parameters; absent when it has none.
+    public var persona: AgentExecutionPersona?
 
     public init(
         executionID: UUID, agentID: UUID, ownerID: String, input: String, parameters: [String: JSONValue], instructions: String,
-        settings: AgentModelSettings, plugins: [String], timeoutSeconds: Int, maxAttempts: Int, requestedAt: Date
+        settings: AgentModelSettings, plugins: [String], timeoutSeconds: Int, maxAttempts: Int, requestedAt: Date,
+        persona: AgentExecutionPersona? = nil
     ) {
+        self.persona = persona
         self.executionID = executionID
         self.agentID = agentID
         self.ownerID = ownerID
@@ -70,7 +98,7 @@ public struct AgentExecutionRequested: DomainEvent {
         case executionID = "executionId"
         case agentID = "agentId"
         case ownerID = "ownerId"
-        case input, parameters, instructions, settings, plugins, timeoutSeconds, maxAttempts, requestedAt
+        case input, parameters, instructions, settings, plugins, timeoutSeconds, maxAttempts, requestedAt, persona
     }
 }
 

@@ -48,6 +48,22 @@ public struct PersonaDefinition: Codable, Sendable, Equatable {
         self.template = template
         self.variablesSchema = variablesSchema
     }
+
+    enum CodingKeys: String, CodingKey {
+        case name, role, personality, fewShotExamples, instructions, template, variablesSchema
+    }
+
+    /// Examples and instructions may be left out (none, and empty).
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        role = try container.decode(String.self, forKey: .role)
+        personality = try container.decode(PersonaPersonality.self, forKey: .personality)
+        fewShotExamples = try container.decodeIfPresent([PersonaExample].self, forKey: .fewShotExamples) ?? []
+        instructions = try container.decodeIfPresent(String.self, forKey: .instructions) ?? ""
+        template = try container.decode(String.self, forKey: .template)
+        variablesSchema = try container.decodeIfPresent(JSONValue.self, forKey: .variablesSchema)
+    }
 }
 
 /// A persona was created: its version 1 (stream `persona-<id>`).

@@ -23,6 +23,7 @@ public struct AgentListProjection: PostgresProjection {
                 max_tokens   bigint NOT NULL,
                 plugins      jsonb NOT NULL,
                 status       text NOT NULL,
+                persona      jsonb,
                 version      bigint NOT NULL,
                 created_at   timestamptz NOT NULL,
                 updated_at   timestamptz NOT NULL
@@ -60,6 +61,10 @@ public struct AgentListProjection: PostgresProjection {
             return [update(removed.agentID, "plugins = plugins - $4::text", [.text(removed.plugin)], version, removed.removedAt)]
         case .deleted(let deleted):
             return [update(deleted.agentID, "status = 'deleted'", [], version, deleted.deletedAt)]
+        case .personaSet(let set):
+            return [update(
+                set.agentID, "persona = $4::jsonb", [set.persona.map { .json((try? EventCoding.encode($0)) ?? Data("null".utf8)) } ?? .null], version,
+                set.setAt)]
         }
     }
 

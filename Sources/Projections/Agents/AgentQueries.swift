@@ -15,11 +15,13 @@ public struct AgentView: Sendable, Equatable {
     public var version: Int64
     public var createdAt: Date
     public var updatedAt: Date
+    public var persona: AgentPersona?
 
     public init(
         id: UUID, ownerID: String, name: String, instructions: String, model: String, temperature: Double, maxTokens: Int,
-        plugins: [String], status: String, version: Int64, createdAt: Date, updatedAt: Date
+        plugins: [String], status: String, version: Int64, createdAt: Date, updatedAt: Date, persona: AgentPersona? = nil
     ) {
+        self.persona = persona
         self.id = id
         self.ownerID = ownerID
         self.name = name

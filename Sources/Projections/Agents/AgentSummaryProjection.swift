@@ -35,6 +35,8 @@ public struct AgentSummaryProjection: RedisProjection {
             return [.hashSet(key: Self.key(added.agentID), fields: ["version": String(event.streamVersion)])]
         case .pluginRemoved(let removed):
             return [.hashSet(key: Self.key(removed.agentID), fields: ["version": String(event.streamVersion)])]
+        case .personaSet(let set):
+            return [.hashSet(key: Self.key(set.agentID), fields: ["version": String(event.streamVersion)])]
         case .deleted(let deleted):
             return [
                 .hashSet(key: Self.key(deleted.agentID), fields: ["status": "deleted", "version": String(event.streamVersion)]),

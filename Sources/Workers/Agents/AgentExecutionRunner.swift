@@ -139,6 +139,7 @@ struct Conversation: Sendable {
 
     func loop() async throws {
         var messages: [ChatMessage] = []
+        if let persona = request.persona { messages.append(ChatMessage(role: .system, content: persona.renderedPrompt)) }
         if !request.instructions.isEmpty { messages.append(ChatMessage(role: .system, content: request.instructions)) }
         messages.append(ChatMessage(role: .user, content: request.input))
         let tools = request.plugins.compactMap(AgentPlugins.tool(named:)).map {

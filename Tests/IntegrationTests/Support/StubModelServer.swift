@@ -11,7 +11,10 @@ import Synchronization
 /// - `stub-echo`: answers `stub: <last user message>` (usage 11 + 7 tokens);
 /// - `stub-tool`: first asks for `math_evaluate` with `6*7`, then answers with the tool's result;
 /// - `stub-500`: always 500; `stub-429-once`: 429 (`Retry-After: 0`), then like `stub-echo`;
-/// - `stub-slow`: waits `slowSeconds`, then like `stub-echo`.
+/// - `stub-slow`: waits `slowSeconds`, then like `stub-echo`;
+/// - `stub-judge`: as a judge (system message "You evaluate ..."), scores 8 on every criterion,
+///   2 when the response holds `REGRESS` and the user's message `hard`, and answers no JSON at all
+///   when the response holds `MALFORMED`; otherwise it answers `persona says: <system message>`.
 /// Streaming (`"stream": true`) answers in Server-Sent Events chunks. Every request is recorded.
 final class StubModelServer: Sendable {
     struct Seen: Sendable {
@@ -66,6 +69,16 @@ final class StubModelServer: Sendable {
             return Self.json(["error": ["message": "slow down"]], status: .tooManyRequests, headers: [.retryAfter: "0"])
         case "stub-slow":
             try await Task.sleep(for: .milliseconds(Int(slowSeconds * 1000)))
+        case "stub-judge":
+            let system = messages.first?["content"] as? String ?? ""
+            let task = messages.count > 1 ? messages[1]["content"] as? String ?? "" : ""
+            guard system.hasPrefix("You evaluate") else {
+                return Self.completion(model: model, message: ["role": "assistant", "content": "persona says: \(system)"], finish: "stop")
+            }
+            if task.contains("MALFORMED") { return Self.completion(model: model, message: ["role": "assistant", "content": "I would say 7 out of 10."], finish: "stop") }
+            let score = task.contains("REGRESS") && task.contains("The user's message was: hard") ? 2 : 8
+            let verdict = "{\"tone\": \(score), \"role_adherence\": \(score), \"trait_alignment\": \(score), \"reasoning\": \"stub judge\"}"
+            return Self.completion(model: model, message: ["role": "assistant", "content": verdict], finish: "stop")
         case "stub-tool":
             if messages.last?["role"] as? String != "tool" {
                 let call: [String: Any] = ["id": "call_1", "type": "function", "function": ["name": "math_evaluate", "arguments": "{\"expression\":\"6*7\"}"]]
