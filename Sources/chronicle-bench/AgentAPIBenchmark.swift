@@ -1,5 +1,6 @@
 import CLISupport
 import Adapters
+import Commands
 import Events
 import Foundation
 #if canImport(FoundationNetworking)
@@ -81,16 +82,39 @@ struct AgentAPIBenchmark {
         defer { try? FileManager.default.removeItem(at: script) }
         let execute = try runWrk(wrk, url: "\(base)/api/v1/agents/\(agent)/execute", script: script.path)
         emit("api.execute.post", execute, route: "POST /api/v1/agents/{id}/execute")
+
+        // A render by label reads the persona's two streams (never a cache of where the label
+        // points) and renders the parsed template; the bare route above is its ceiling.
+        let seed = try String(decoding: EventCoding.encode(Self.seedPersona), as: UTF8.self)
+        let persona = try await send("POST", "\(base)/api/v1/personas", body: seed)["id"] as? String ?? ""
+        _ = try await send("PUT", "\(base)/api/v1/personas/\(persona)/labels/production", body: #"{"version": 1}"#)
+        let render = try runWrk(wrk, url: "\(base)/api/v1/personas/\(persona)/render?label=production")
+        emit("api.persona.render", render, route: "GET /api/v1/personas/{id}/render?label=production", ceiling: bare)
     }
 
-    func emit(_ metric: String, _ result: WrkResult, route: String) {
-        let extra: [String: JSONValue] = [
+    /// The seeds' example persona as a request body.
+    static var seedPersona: JSONValue {
+        let seed = PersonaDefinition.seedExample
+        return [
+            "name": .string(seed.name), "role": .string(seed.role),
+            "personality": ["tone": .string(seed.personality.tone), "traits": .array(seed.personality.traits.map(JSONValue.string)), "style": .string(seed.personality.style)],
+            "few_shot_examples": .array(seed.fewShotExamples.map { ["user_input": .string($0.userInput), "assistant_response": .string($0.assistantResponse)] }),
+            "instructions": .string(seed.instructions), "template": .string(seed.template),
+        ]
+    }
+
+    func emit(_ metric: String, _ result: WrkResult, route: String, ceiling: WrkResult? = nil) {
+        var extra: [String: JSONValue] = [
             "route": .string(route), "p50_ms": .number(result.p50Ms), "p99_ms": .number(result.p99Ms),
             "requests": .number(Double(result.requests)), "non_2xx": .number(Double(result.non2xx)),
             "socket_errors": .number(Double(result.socketErrors)), "connections": .number(Double(connections)),
             "seconds": .number(Double(seconds)), "load_generator": .string("wrk, 2 threads, same machine"),
             "auth": .string("bearer JWT, enterprise user, execute limit off"),
         ]
+        if let ceiling {
+            extra["ceiling_requests_per_s"] = .number(ceiling.requestsPerSecond.rounded())
+            extra["ratio_to_ceiling"] = .number((result.requestsPerSecond / ceiling.requestsPerSecond * 100).rounded() / 100)
+        }
         report.emit(metric, result.requestsPerSecond, unit: "requests/s", extra)
     }
 
@@ -164,8 +188,12 @@ struct AgentAPIBenchmark {
     }
 
     func post(_ url: String, body: String) async throws -> [String: Any] {
+        try await send("POST", url, body: body)
+    }
+
+    func send(_ method: String, _ url: String, body: String) async throws -> [String: Any] {
         var request = URLRequest(url: URL(string: url)!)
-        request.httpMethod = "POST"
+        request.httpMethod = method
         request.httpBody = Data(body.utf8)
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         if !token.isEmpty { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }

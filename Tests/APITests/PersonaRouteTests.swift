@@ -36,36 +36,15 @@ import Testing
             logger: Logger(label: "test"))
     }
 
+    /// The seed's example persona as a request body.
     static var persona: [String: Any] {
-        [
-        "name": "Ada", "role": "a patient mathematics tutor",
-        "personality": ["tone": "warm", "traits": ["patient", "precise", "encouraging"], "style": "Socratic"],
-        "few_shot_examples": [
-            ["user_input": "What is 7 x 8?", "assistant_response": "What is 7 x 4? Now double it."],
-            ["user_input": "Is 0 even?", "assistant_response": "Which numbers divide evenly by 2? Try 0 / 2."],
-        ],
-        "instructions": "Answer in at most three sentences.",
-        "template": SeedTemplate.text,
+        let seed = PersonaDefinition.seedExample
+        return [
+            "name": seed.name, "role": seed.role,
+            "personality": ["tone": seed.personality.tone, "traits": seed.personality.traits, "style": seed.personality.style],
+            "few_shot_examples": seed.fewShotExamples.map { ["user_input": $0.userInput, "assistant_response": $0.assistantResponse] },
+            "instructions": seed.instructions, "template": seed.template,
         ]
-    }
-
-    enum SeedTemplate {
-        static let text = """
-            You are {{ name }}, {{ role }}.
-
-            Personality:
-            - Tone: {{ personality.tone }}
-            - Traits: {{ personality.traits | array.join ', ' }}
-            - Style: {{ personality.style }}
-
-            {{ if few_shot_examples }}Examples:
-            {{ for example in few_shot_examples }}
-            User: {{ example.user_input }}
-            Assistant: {{ example.assistant_response }}
-            {{ end }}{{ end }}
-            {{ instructions }}
-
-            """
     }
 
     func create(_ client: some TestClientProtocol, _ auth: HTTPFields, _ body: ByteBuffer = AgentRouteTests.body(persona)) async throws -> String {

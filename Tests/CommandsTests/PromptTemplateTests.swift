@@ -3,36 +3,12 @@ import Events
 import Foundation
 import Testing
 
-/// The seed's example persona and a template in the seed's constructs (`{{ name }}`, a joined
-/// trait list, `if` around the examples, `for` over them), and the text Scriban renders for it:
-/// Scriban copies every character outside `{{ }}` as it is (no trimming without `~` or `-`), and
-/// only null and false are false.
+/// The seed's example persona (`PersonaDefinition.seedExample`) and the text Scriban renders
+/// for it: Scriban copies every character outside `{{ }}` as it is (no trimming without `~` or
+/// `-`), and only null and false are false.
 enum SeedPersona {
-    static let template = """
-        You are {{ name }}, {{ role }}.
-
-        Personality:
-        - Tone: {{ personality.tone }}
-        - Traits: {{ personality.traits | array.join ', ' }}
-        - Style: {{ personality.style }}
-
-        {{ if few_shot_examples }}Examples:
-        {{ for example in few_shot_examples }}
-        User: {{ example.user_input }}
-        Assistant: {{ example.assistant_response }}
-        {{ end }}{{ end }}
-        {{ instructions }}
-
-        """
-
-    static let definition = PersonaDefinition(
-        name: "Ada", role: "a patient mathematics tutor",
-        personality: PersonaPersonality(tone: "warm", traits: ["patient", "precise", "encouraging"], style: "Socratic"),
-        fewShotExamples: [
-            PersonaExample(userInput: "What is 7 x 8?", assistantResponse: "What is 7 x 4? Now double it."),
-            PersonaExample(userInput: "Is 0 even?", assistantResponse: "Which numbers divide evenly by 2? Try 0 / 2."),
-        ],
-        instructions: "Answer in at most three sentences.", template: template, variablesSchema: nil)
+    static let template = PersonaDefinition.seedExample.template
+    static let definition = PersonaDefinition.seedExample
 
     static let rendered = """
         You are Ada, a patient mathematics tutor.

@@ -37,3 +37,9 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VER
   echo "$python" > "$venv/.python"
   "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
+# Jinja2 (PyPI, pinned): the peer `make bench` renders the Personas seed template with.
+JINJA2_VERSION=3.1.6
+if ! "$venv/bin/python" -c "import jinja2, sys; sys.exit(jinja2.__version__ != '$JINJA2_VERSION')" 2>/dev/null; then
+  echo "install: Jinja2 $JINJA2_VERSION into $venv" >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check "Jinja2==$JINJA2_VERSION"
+fi

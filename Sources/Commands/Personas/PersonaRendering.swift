@@ -93,3 +93,34 @@ public struct PersonaPrompts: Sendable {
             personaID: persona.personaID, version: version.number, label: persona.label, templateHash: version.templateHash, renderedPrompt: prompt)
     }
 }
+
+extension PersonaDefinition {
+    /// The seeds' example persona and a template in the seeds' constructs (a joined trait list,
+    /// `if` around the examples, `for` over them): the golden test's input, and what `make bench`
+    /// renders beside Jinja2.
+    public static let seedExample = PersonaDefinition(
+        name: "Ada", role: "a patient mathematics tutor",
+        personality: PersonaPersonality(tone: "warm", traits: ["patient", "precise", "encouraging"], style: "Socratic"),
+        fewShotExamples: [
+            PersonaExample(userInput: "What is 7 x 8?", assistantResponse: "What is 7 x 4? Now double it."),
+            PersonaExample(userInput: "Is 0 even?", assistantResponse: "Which numbers divide evenly by 2? Try 0 / 2."),
+        ],
+        instructions: "Answer in at most three sentences.",
+        template: """
+            You are {{ name }}, {{ role }}.
+
+            Personality:
+            - Tone: {{ personality.tone }}
+            - Traits: {{ personality.traits | array.join ', ' }}
+            - Style: {{ personality.style }}
+
+            {{ if few_shot_examples }}Examples:
+            {{ for example in few_shot_examples }}
+            User: {{ example.user_input }}
+            Assistant: {{ example.assistant_response }}
+            {{ end }}{{ end }}
+            {{ instructions }}
+
+            """,
+        variablesSchema: nil)
+}
