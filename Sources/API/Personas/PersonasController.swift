@@ -24,6 +24,8 @@ public struct PersonasController: Sendable {
     let personas: CommandHandler<PersonaDecider>
     let releases: CommandHandler<PersonaReleaseDecider>
     let validations: CommandHandler<PersonaValidationDecider>
+    /// The persona and release streams' states, checked against their versions on every read.
+    let states: PersonaPrompts
     let rendering: PersonaRendering
     let queries: any PersonaQueries
     let hub: EventHub
@@ -33,6 +35,7 @@ public struct PersonasController: Sendable {
         personas = CommandHandler(store: store)
         releases = CommandHandler(store: store)
         validations = CommandHandler(store: store)
+        states = PersonaPrompts(store: store, rendering: rendering)
         self.rendering = rendering
         self.queries = queries
         self.hub = hub
@@ -87,7 +90,7 @@ public struct PersonasController: Sendable {
         let result = try await personas.handle(
             .revise(definition: definition, limits: rendering.limits, now: command.now), on: PersonaDecider.streamID(personaID), context: command,
             ifMatch: ifMatch)
-        let (release, _) = try await releases.load(PersonaReleaseDecider.streamID(personaID).description)
+        let (release, _) = try await states.releases.load(PersonaReleaseDecider.streamID(personaID).description)
         guard let latest = result.state.latest else { throw Self.personaNotFound }
         return try Reply.json(
             PersonaDTO.Persona(id: personaID, version: latest, latest: latest.number, labels: release.labels), status: .ok, version: result.streamVersion,
@@ -119,7 +122,7 @@ public struct PersonasController: Sendable {
         let principal = try context.requirePrincipal()
         let personaID = try Self.id(context, "id", missing: Self.personaNotFound)
         let (state, streamVersion) = try await ownedWithVersion(personaID, principal)
-        let (release, _) = try await releases.load(PersonaReleaseDecider.streamID(personaID).description)
+        let (release, _) = try await states.releases.load(PersonaReleaseDecider.streamID(personaID).description)
         guard let latest = state.latest else { throw Self.personaNotFound }
         return try Reply.json(
             PersonaDTO.Persona(id: personaID, version: latest, latest: latest.number, labels: release.labels), status: .ok, version: streamVersion,
@@ -133,7 +136,7 @@ public struct PersonasController: Sendable {
         guard let text = context.parameters.get("version"), let number = Int(text), let version = state.version(number) else {
             throw Problem(.notFound, code: "persona.version_not_found", detail: "the persona has no such version (latest is \(state.versions.count))")
         }
-        let (release, _) = try await releases.load(PersonaReleaseDecider.streamID(personaID).description)
+        let (release, _) = try await states.releases.load(PersonaReleaseDecider.streamID(personaID).description)
         return try Reply.json(PersonaDTO.Persona(id: personaID, version: version, latest: state.versions.count, labels: release.labels), status: .ok, context: context)
     }
 
@@ -180,7 +183,7 @@ public struct PersonasController: Sendable {
             throw Problem(.badRequest, code: "request.ambiguous_version", detail: "give a label or a version, not both")
         }
         if let label {
-            let (release, _) = try await releases.load(PersonaReleaseDecider.streamID(personaID).description)
+            let (release, _) = try await states.releases.load(PersonaReleaseDecider.streamID(personaID).description)
             guard let number = release.labels[label], let chosen = state.version(number) else {
                 throw Problem(.notFound, code: "persona.label_not_found", detail: "the persona has no label '\(label.prefix(64))'")
             }
@@ -326,7 +329,7 @@ public struct PersonasController: Sendable {
         let principal = try context.requirePrincipal()
         let personaID = try Self.id(context, "id", missing: Self.personaNotFound)
         _ = try await owned(personaID, principal)
-        let (release, _) = try await releases.load(PersonaReleaseDecider.streamID(personaID).description)
+        let (release, _) = try await states.releases.load(PersonaReleaseDecider.streamID(personaID).description)
         let cases = release.evaluationSet.map { PersonaDTO.EvaluationCase(id: $0.caseID, input: $0.input, reference: $0.reference, variables: $0.variables) }
         return try Reply.json(PersonaDTO.EvaluationSet(cases: cases), status: .ok, context: context)
     }
@@ -389,7 +392,7 @@ public struct PersonasController: Sendable {
     }
 
     func ownedWithVersion(_ id: UUID, _ principal: Principal) async throws -> (PersonaDecider.State, Int64) {
-        let (state, version) = try await personas.load(PersonaDecider.streamID(id).description)
+        let (state, version) = try await states.personas.load(PersonaDecider.streamID(id).description)
         guard state.exists, let owner = state.ownerID, principal.mayAccess(owner: owner) else { throw Self.personaNotFound }
         return (state, version)
     }

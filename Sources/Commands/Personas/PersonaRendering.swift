@@ -56,13 +56,13 @@ public final class PersonaRendering: Sendable {
 /// renders it when a run is requested (from the persona's streams, so a moved label counts at
 /// once). The result goes into the run's request event, so the run and its replay are exact.
 public struct PersonaPrompts: Sendable {
-    let personas: CommandHandler<PersonaDecider>
-    let releases: CommandHandler<PersonaReleaseDecider>
+    public let personas: StreamStateCache<PersonaDecider>
+    public let releases: StreamStateCache<PersonaReleaseDecider>
     let rendering: PersonaRendering
 
     public init(store: any EventStore, rendering: PersonaRendering) {
-        personas = CommandHandler(store: store)
-        releases = CommandHandler(store: store)
+        personas = StreamStateCache(handler: CommandHandler(store: store))
+        releases = StreamStateCache(handler: CommandHandler(store: store))
         self.rendering = rendering
     }
 
