@@ -188,3 +188,41 @@ enum SeedPersona {
         #expect(PersonaRules.violations(of: SeedPersona.definition).isEmpty)
     }
 }
+
+@Suite struct TemplateShapeTests {
+    func check(_ template: String, schema: JSONValue? = nil) throws {
+        var persona = PersonaDefinition.seedExample
+        persona.template = template
+        persona.variablesSchema = schema
+        try PersonaRules.check(persona, limits: .init())
+    }
+
+    @Test(arguments: [
+        ("{{ personality.secret }}", "'personality' has no member 'secret'"),
+        ("{{ name.first }}", "'name' is text; it has no member 'first'"),
+        ("{{ for e in few_shot_examples }}{{ e.answer }}{{ end }}", "has no member 'answer'"),
+        ("{{ for t in name }}{{ t }}{{ end }}", "for needs a list"),
+        ("{{ personality.traits.first }}", "is a list; it has no member 'first'"),
+        ("{{ if personality.mood == 'x' }}{{ end }}", "has no member 'mood'"),
+        ("{{ options.missing }}", "'options' has no member 'missing'"),
+    ])
+    func unknownMembersAreRefusedAtSave(_ template: String, _ says: String) {
+        let schema: JSONValue = ["type": "object", "properties": ["options": ["type": "object", "additionalProperties": false, "properties": ["tone": ["type": "string"]]]]]
+        #expect {
+            try check(template, schema: schema)
+        } throws: { error in
+            guard let error = error as? DomainError else { return false }
+            return error.code == .personaTemplateInvalid && error.message.contains(says) && error.violations.first?.pointer == "/template"
+        }
+    }
+
+    @Test func knownMembersAndUndeclaredVariablesPass() throws {
+        try check(PersonaDefinition.seedExample.template)
+        try check("{{ for e in few_shot_examples }}{{ e.user_input }}{{ for.index }}{{ end }}{{ personality.traits[0] }}")
+        try check("{{ topic.any.depth }}")  // no schema: free variables are open
+        try check("{{ options.tone }} {{ loose.anything }}", schema: [
+            "type": "object",
+            "properties": ["options": ["type": "object", "additionalProperties": false, "properties": ["tone": ["type": "string"]]], "loose": ["type": "object"]],
+        ])
+    }
+}

@@ -157,6 +157,19 @@ public enum PersonaRules {
             let violation = JSONSchema.Violation(pointer: "/template", message: "reads '\(unknown)', which is neither a persona field nor a declared variable")
             throw DomainError(.invalid, code: .personaTemplateInvalid, "the template \(violation.message)", violations: [violation])
         }
+        // Members the persona's fields and the declared variables do not have are refused now,
+        // not rendered as nothing later.
+        var roots = TemplateShape.personaFields
+        if let document = definition.variablesSchema, case .record(let variables, _) = TemplateShape(document) {
+            roots.merge(variables) { field, _ in field }
+        }
+        let unknown = template.check(roots)
+        guard unknown.isEmpty else {
+            let broken = unknown.map { JSONSchema.Violation(pointer: "/template", message: $0.description) }
+            throw DomainError(
+                .invalid, code: .personaTemplateInvalid, "the template reads what does not exist: \(broken.map(\.message).joined(separator: "; "))",
+                violations: broken)
+        }
         return hash(definition.template)
     }
 
