@@ -21,6 +21,7 @@ public enum EventStoreContract {
         "priorAppendFindsTheWholeBatchOfACommand": priorAppendFindsTheWholeBatchOfACommand,
         "metadataAndPayloadRoundTrip": metadataAndPayloadRoundTrip,
         "streamVersionOfAMissingStreamIsZero": streamVersionOfAMissingStreamIsZero,
+        "streamVersionsReadsSeveralStreamsAtOnce": streamVersionsReadsSeveralStreamsAtOnce,
     ]
 
     public static var names: [String] { cases.keys.sorted() }
@@ -205,6 +206,14 @@ public enum EventStoreContract {
     static func streamVersionOfAMissingStreamIsZero(_ store: any EventStore) async throws {
         let version = try await store.streamVersion(stream())
         try expect(version == 0, "missing stream at version \(version)")
+    }
+
+    static func streamVersionsReadsSeveralStreamsAtOnce(_ store: any EventStore) async throws {
+        let (one, two, missing) = (stream(), stream(), stream())
+        _ = try await store.append(to: one, expected: .noStream, events: [event(1)])
+        _ = try await store.append(to: two, expected: .noStream, events: [event(1), event(2), event(3)])
+        let versions = try await store.streamVersions([one, two, missing])
+        try expect(versions == [one: 1, two: 3, missing: 0], "versions \(versions)")
     }
 }
 

@@ -177,6 +177,19 @@ public struct PostgresEventStore: EventStore {
         }
     }
 
+    /// One query for all of them.
+    public func streamVersions(_ streamIDs: [String]) async throws -> [String: Int64] {
+        do {
+            var versions = Dictionary(uniqueKeysWithValues: streamIDs.map { ($0, Int64(0)) })
+            let rows = try await client.query(
+                "SELECT stream_id, max(stream_version) FROM events WHERE stream_id = ANY(\(streamIDs)) GROUP BY stream_id", logger: logger)
+            for try await (stream, version) in rows.decode((String, Int64).self) { versions[stream] = version }
+            return versions
+        } catch {
+            throw unavailable(error)
+        }
+    }
+
     /// The checkpoint of the newest readable event; `.start` for an empty store.
     public func head() async throws -> Checkpoint {
         let rows = try await fetch("""

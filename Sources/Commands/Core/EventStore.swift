@@ -67,6 +67,18 @@ public protocol EventStore: Sendable {
 
     /// The current version of a stream; 0 if it has no events.
     func streamVersion(_ streamID: String) async throws -> Int64
+
+    /// The current versions of several streams at once (0 for one with no events).
+    func streamVersions(_ streamIDs: [String]) async throws -> [String: Int64]
+}
+
+extension EventStore {
+    /// One `streamVersion` each; a store that can ask once overrides it.
+    public func streamVersions(_ streamIDs: [String]) async throws -> [String: Int64] {
+        var versions: [String: Int64] = [:]
+        for stream in streamIDs { versions[stream] = try await streamVersion(stream) }
+        return versions
+    }
 }
 
 /// Errors of the event store port. `versionConflict` and `idempotencyMismatch` are expected

@@ -8,7 +8,7 @@ import Synchronization
 /// (the check is the store's own), which is what a cache of "where does a label point" must
 /// guarantee. Bounded: past `capacity` streams it starts over.
 public final class StreamStateCache<D: Decider>: Sendable {
-    let handler: CommandHandler<D>
+    public let handler: CommandHandler<D>
     private let entries: Mutex<[String: (version: Int64, state: D.State)]> = Mutex([:])
     private let capacity: Int
 
@@ -19,7 +19,11 @@ public final class StreamStateCache<D: Decider>: Sendable {
 
     /// The stream's state at its current version.
     public func load(_ stream: String) async throws -> (D.State, Int64) {
-        let version = try await handler.store.streamVersion(stream)
+        try await load(stream, current: try await handler.store.streamVersion(stream))
+    }
+
+    /// The stream's state, its current version known (just read from the store).
+    public func load(_ stream: String, current version: Int64) async throws -> (D.State, Int64) {
         if let cached = entries.withLock({ $0[stream] }), cached.version == version { return (cached.state, version) }
         let (state, loaded) = try await handler.load(stream)
         entries.withLock { entries in

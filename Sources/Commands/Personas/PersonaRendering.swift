@@ -66,14 +66,24 @@ public struct PersonaPrompts: Sendable {
         self.rendering = rendering
     }
 
+    /// A persona's state and its release state, both at their current versions, whose versions
+    /// are read in one query.
+    public func current(_ personaID: UUID) async throws -> (persona: PersonaDecider.State, version: Int64, release: PersonaReleaseDecider.State) {
+        let personaStream = PersonaDecider.streamID(personaID).description
+        let releaseStream = PersonaReleaseDecider.streamID(personaID).description
+        let versions = try await personas.handler.store.streamVersions([personaStream, releaseStream])
+        let (persona, version) = try await personas.load(personaStream, current: versions[personaStream] ?? 0)
+        let (release, _) = try await releases.load(releaseStream, current: versions[releaseStream] ?? 0)
+        return (persona, version, release)
+    }
+
     static func unavailable(_ message: String) -> DomainError { DomainError(.invalid, code: .agentPersonaUnavailable, message) }
 
     /// The version `persona` names now; refused unless it exists and belongs to `owner`.
     public func resolve(_ persona: AgentPersona, owner: String) async throws -> PersonaDecider.Version {
-        let (state, _) = try await personas.load(PersonaDecider.streamID(persona.personaID).description)
+        let (state, _, release) = try await current(persona.personaID)
         guard state.exists, state.ownerID == owner else { throw Self.unavailable("persona \(persona.personaID.uuidString.lowercased()) does not exist or is not the agent owner's") }
         if let label = persona.label {
-            let (release, _) = try await releases.load(PersonaReleaseDecider.streamID(persona.personaID).description)
             guard let number = release.labels[label], let version = state.version(number) else {
                 throw Self.unavailable("the persona has no label '\(label)'")
             }
