@@ -72,6 +72,14 @@ struct AgentAPIBenchmark {
         emit("api.bare.get", bare, route: "GET /live")
         let get = try runWrk(wrk, url: executionURL)
         emit("api.execution.get", get, route: "GET /api/v1/agents/{id}/executions/{exec_id}")
+        // A render by label reads its persona's two stream versions (never a cache of where the
+        // label points) and renders the parsed template; the bare route is its ceiling. It runs
+        // before the execute load, whose queued runs would keep the workers busy under it.
+        let seed = try String(decoding: EventCoding.encode(Self.seedPersona), as: UTF8.self)
+        let persona = try await send("POST", "\(base)/api/v1/personas", body: seed)["id"] as? String ?? ""
+        _ = try await send("PUT", "\(base)/api/v1/personas/\(persona)/labels/production", body: #"{"version": 1}"#)
+        let render = try runWrk(wrk, url: "\(base)/api/v1/personas/\(persona)/render?label=production")
+        emit("api.persona.render", render, route: "GET /api/v1/personas/{id}/render?label=production", ceiling: bare)
         let script = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-bench-\(getpid()).lua")
         try """
             wrk.method = "POST"
@@ -83,13 +91,6 @@ struct AgentAPIBenchmark {
         let execute = try runWrk(wrk, url: "\(base)/api/v1/agents/\(agent)/execute", script: script.path)
         emit("api.execute.post", execute, route: "POST /api/v1/agents/{id}/execute")
 
-        // A render by label reads the persona's two streams (never a cache of where the label
-        // points) and renders the parsed template; the bare route above is its ceiling.
-        let seed = try String(decoding: EventCoding.encode(Self.seedPersona), as: UTF8.self)
-        let persona = try await send("POST", "\(base)/api/v1/personas", body: seed)["id"] as? String ?? ""
-        _ = try await send("PUT", "\(base)/api/v1/personas/\(persona)/labels/production", body: #"{"version": 1}"#)
-        let render = try runWrk(wrk, url: "\(base)/api/v1/personas/\(persona)/render?label=production")
-        emit("api.persona.render", render, route: "GET /api/v1/personas/{id}/render?label=production", ceiling: bare)
     }
 
     /// The seeds' example persona as a request body.
