@@ -17,7 +17,7 @@ extension AgentsController {
 
     @Sendable func show(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
-        let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
+        let agentID = try Reply.pathID(context, "id", missing: Self.agentNotFound)
         try await waitIfAsked(request, queries.waitForAgents)
         guard let agent = try await queries.agent(agentID), agent.status != "deleted", principal.mayAccess(owner: agent.ownerID) else {
             throw Self.agentNotFound
@@ -27,7 +27,7 @@ extension AgentsController {
 
     @Sendable func usage(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
-        let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
+        let agentID = try Reply.pathID(context, "id", missing: Self.agentNotFound)
         let days = try Reply.integer(request, "days", default: 30, range: 1...366)
         guard let agent = try await queries.agent(agentID), agent.status != "deleted", principal.mayAccess(owner: agent.ownerID) else {
             throw Self.agentNotFound
@@ -40,7 +40,7 @@ extension AgentsController {
 
     @Sendable func listExecutions(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
-        let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
+        let agentID = try Reply.pathID(context, "id", missing: Self.agentNotFound)
         let (page, pageSize) = try Reply.paging(request)
         let status = request.uri.queryParameters.get("status")
         if let status, !Self.statuses.contains(status) {
@@ -59,8 +59,8 @@ extension AgentsController {
 
     func visibleExecution(_ request: Request, _ context: ChronicleRequestContext) async throws -> ExecutionView {
         let principal = try context.requirePrincipal()
-        let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
-        let executionID = try Self.id(context, "exec_id", missing: Self.executionNotFound)
+        let agentID = try Reply.pathID(context, "id", missing: Self.agentNotFound)
+        let executionID = try Reply.pathID(context, "exec_id", missing: Self.executionNotFound)
         try await waitIfAsked(request, queries.waitForExecutions)
         guard let view = try await queries.execution(executionID), view.agentID == agentID, principal.mayAccess(owner: view.ownerID) else {
             throw Self.executionNotFound
@@ -75,7 +75,7 @@ extension AgentsController {
     /// client the hub drops for falling behind gets a `dropped` event and reconnects; the first
     /// event of a stream is always the run's current state, so it misses no change.
     @Sendable func stream(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
-        let executionID = try Self.id(context, "exec_id", missing: Self.executionNotFound)
+        let executionID = try Reply.pathID(context, "exec_id", missing: Self.executionNotFound)
         // Subscribe first, then read: every change after the read arrives through the hub.
         let subscription = hub.subscribe(.stream(AgentExecutionDecider.streamID(executionID).description))
         let first: ExecutionView

@@ -94,7 +94,7 @@ public struct AgentsController: Sendable {
     @Sendable func update(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         try principal.requireWrite()
-        let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
+        let agentID = try Reply.pathID(context, "id", missing: Self.agentNotFound)
         let ifMatch = try Reply.ifMatch(request)
         let agent = try await ownedAgent(agentID, principal)
         let body = try await request.decode(as: AgentDTO.Update.self, context: context)
@@ -117,7 +117,7 @@ public struct AgentsController: Sendable {
     @Sendable func delete(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         try principal.requireWrite()
-        let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
+        let agentID = try Reply.pathID(context, "id", missing: Self.agentNotFound)
         let ifMatch = try Reply.ifMatch(request)
         _ = try await ownedAgent(agentID, principal)
         let command = try CommandContext.from(request, context: context)
@@ -132,7 +132,7 @@ public struct AgentsController: Sendable {
     @Sendable func execute(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         try principal.requireWrite()
-        let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
+        let agentID = try Reply.pathID(context, "id", missing: Self.agentNotFound)
         let agent = try await ownedAgent(agentID, principal)
         let body = try await request.decode(as: AgentDTO.Execute.self, context: context)
         let command = try CommandContext.from(request, context: context)
@@ -160,8 +160,8 @@ public struct AgentsController: Sendable {
     @Sendable func cancel(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         try principal.requireWrite()
-        let agentID = try Self.id(context, "id", missing: Self.agentNotFound)
-        let executionID = try Self.id(context, "exec_id", missing: Self.executionNotFound)
+        let agentID = try Reply.pathID(context, "id", missing: Self.agentNotFound)
+        let executionID = try Reply.pathID(context, "exec_id", missing: Self.executionNotFound)
         let stream = AgentExecutionDecider.streamID(executionID)
         let (state, _) = try await executions.load(stream.description)
         guard state.status != .absent, state.agentID == agentID, let owner = state.ownerID, principal.mayAccess(owner: owner) else {
@@ -191,11 +191,6 @@ public struct AgentsController: Sendable {
     static let agentNotFound = Problem(.notFound, code: "agent.not_found", detail: "no such agent")
     static let executionNotFound = Problem(.notFound, code: "execution.not_found", detail: "no such execution")
 
-    /// A path id; one that is not a UUID names nothing, so it answers 404 too.
-    static func id(_ context: ChronicleRequestContext, _ name: String, missing: Problem) throws -> UUID {
-        guard let text = context.parameters.get(name), let id = UUID(uuidString: text) else { throw missing }
-        return id
-    }
 }
 
 extension AgentsController {

@@ -49,6 +49,12 @@ enum Reply {
         return version
     }
 
+    /// A path id; one that is not a UUID names nothing, so it answers `missing` (a 404) too.
+    static func pathID(_ context: ChronicleRequestContext, _ name: String, missing: Problem) throws -> UUID {
+        guard let text = context.parameters.get(name), let id = UUID(uuidString: text) else { throw missing }
+        return id
+    }
+
     /// `page` (from 1) and `pageSize` (1 to 100, default 20); `page_size` is accepted too.
     static func paging(_ request: Request) throws -> (page: Int, pageSize: Int) {
         let page = try integer(request, "page", default: 1, range: 1...1_000_000)

@@ -82,7 +82,7 @@ public struct PersonasController: Sendable {
     @Sendable func revise(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         try principal.requireWrite()
-        let personaID = try Self.id(context, "id", missing: Self.personaNotFound)
+        let personaID = try Reply.pathID(context, "id", missing: Self.personaNotFound)
         let ifMatch = try Reply.ifMatch(request)
         _ = try await owned(personaID, principal)
         let definition = try await Self.definition(request, context: context)
@@ -100,7 +100,7 @@ public struct PersonasController: Sendable {
     @Sendable func delete(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         try principal.requireWrite()
-        let personaID = try Self.id(context, "id", missing: Self.personaNotFound)
+        let personaID = try Reply.pathID(context, "id", missing: Self.personaNotFound)
         let ifMatch = try Reply.ifMatch(request)
         _ = try await owned(personaID, principal)
         let command = try CommandContext.from(request, context: context)
@@ -120,7 +120,7 @@ public struct PersonasController: Sendable {
 
     @Sendable func show(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
-        let personaID = try Self.id(context, "id", missing: Self.personaNotFound)
+        let personaID = try Reply.pathID(context, "id", missing: Self.personaNotFound)
         let (state, streamVersion) = try await ownedWithVersion(personaID, principal)
         let (release, _) = try await states.releases.load(PersonaReleaseDecider.streamID(personaID).description)
         guard let latest = state.latest else { throw Self.personaNotFound }
@@ -131,7 +131,7 @@ public struct PersonasController: Sendable {
 
     @Sendable func showVersion(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
-        let personaID = try Self.id(context, "id", missing: Self.personaNotFound)
+        let personaID = try Reply.pathID(context, "id", missing: Self.personaNotFound)
         let state = try await owned(personaID, principal)
         guard let text = context.parameters.get("version"), let number = Int(text), let version = state.version(number) else {
             throw Problem(.notFound, code: "persona.version_not_found", detail: "the persona has no such version (latest is \(state.versions.count))")
@@ -167,7 +167,7 @@ public struct PersonasController: Sendable {
 
     func render(_ request: Request, context: ChronicleRequestContext, label: String?, version: Int?, variables: [String: JSONValue]) async throws -> Response {
         let principal = try context.requirePrincipal()
-        let personaID = try Self.id(context, "id", missing: Self.personaNotFound)
+        let personaID = try Reply.pathID(context, "id", missing: Self.personaNotFound)
         // Both streams' versions in one query: a render costs one round trip while nothing moved.
         let (state, _, release) = try await states.current(personaID)
         guard state.exists, let owner = state.ownerID, principal.mayAccess(owner: owner) else { throw Self.personaNotFound }
@@ -209,7 +209,7 @@ public struct PersonasController: Sendable {
     @Sendable func moveLabel(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         try principal.requireWrite()
-        let personaID = try Self.id(context, "id", missing: Self.personaNotFound)
+        let personaID = try Reply.pathID(context, "id", missing: Self.personaNotFound)
         let label = context.parameters.get("label") ?? ""
         let state = try await owned(personaID, principal)
         let body = try await request.decode(as: PersonaDTO.MoveLabel.self, context: context)
@@ -310,9 +310,9 @@ public struct PersonasController: Sendable {
 
     @Sendable func showGate(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
-        let personaID = try Self.id(context, "id", missing: Self.personaNotFound)
+        let personaID = try Reply.pathID(context, "id", missing: Self.personaNotFound)
         _ = try await owned(personaID, principal)
-        let gateID = try Self.id(context, "gate_id", missing: Problem(.notFound, code: "persona.gate_not_found", detail: "no such gate"))
+        let gateID = try Reply.pathID(context, "gate_id", missing: Problem(.notFound, code: "persona.gate_not_found", detail: "no such gate"))
         let gate = try await gateView(gateID, on: PersonaReleaseDecider.streamID(personaID))
         return try Reply.json(PersonaDTO.Gate(gate), status: .ok, context: context)
     }
@@ -320,7 +320,7 @@ public struct PersonasController: Sendable {
     @Sendable func freezeEvaluationSet(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         try principal.requireWrite()
-        let personaID = try Self.id(context, "id", missing: Self.personaNotFound)
+        let personaID = try Reply.pathID(context, "id", missing: Self.personaNotFound)
         _ = try await owned(personaID, principal)
         let body = try await request.decode(as: PersonaDTO.EvaluationSet.self, context: context)
         let command = try CommandContext.from(request, context: context)
@@ -332,7 +332,7 @@ public struct PersonasController: Sendable {
 
     @Sendable func showEvaluationSet(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
-        let personaID = try Self.id(context, "id", missing: Self.personaNotFound)
+        let personaID = try Reply.pathID(context, "id", missing: Self.personaNotFound)
         _ = try await owned(personaID, principal)
         let (release, _) = try await states.releases.load(PersonaReleaseDecider.streamID(personaID).description)
         let cases = release.evaluationSet.map { PersonaDTO.EvaluationCase(id: $0.caseID, input: $0.input, reference: $0.reference, variables: $0.variables) }
@@ -344,7 +344,7 @@ public struct PersonasController: Sendable {
     @Sendable func validate(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         try principal.requireWrite()
-        let personaID = try Self.id(context, "id", missing: Self.personaNotFound)
+        let personaID = try Reply.pathID(context, "id", missing: Self.personaNotFound)
         let state = try await owned(personaID, principal)
         let body = try await request.decode(as: PersonaDTO.Validate.self, context: context)
         let chosen = try await select(personaID, state, label: body.label, version: body.version)
@@ -363,9 +363,9 @@ public struct PersonasController: Sendable {
 
     @Sendable func showValidation(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
-        let personaID = try Self.id(context, "id", missing: Self.personaNotFound)
+        let personaID = try Reply.pathID(context, "id", missing: Self.personaNotFound)
         let missing = Problem(.notFound, code: "persona.validation_not_found", detail: "no such validation")
-        let validationID = try Self.id(context, "validation_id", missing: missing)
+        let validationID = try Reply.pathID(context, "validation_id", missing: missing)
         try await Reply.waitIfAsked(request, timeout: settings.readYourWritesTimeout, queries.waitForPersonas)
         if let view = try await queries.validation(validationID) {
             guard view.personaID == personaID, principal.mayAccess(owner: view.ownerID) else { throw missing }
@@ -380,7 +380,7 @@ public struct PersonasController: Sendable {
     /// A persona's validations, newest first; `?version=` for one version's history.
     @Sendable func listValidations(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
-        let personaID = try Self.id(context, "id", missing: Self.personaNotFound)
+        let personaID = try Reply.pathID(context, "id", missing: Self.personaNotFound)
         _ = try await owned(personaID, principal)
         let version = try request.uri.queryParameters.get("version").map { _ in try Reply.integer(request, "version", default: 1, range: 1...1_000_000) }
         try await Reply.waitIfAsked(request, timeout: settings.readYourWritesTimeout, queries.waitForPersonas)
@@ -415,10 +415,6 @@ public struct PersonasController: Sendable {
         return try EventCoding.decode(PersonaDefinition.self, from: EventCoding.encode(document))
     }
 
-    static func id(_ context: ChronicleRequestContext, _ name: String, missing: Problem) throws -> UUID {
-        guard let text = context.parameters.get(name), let id = UUID(uuidString: text) else { throw missing }
-        return id
-    }
 }
 
 extension PersonasController {

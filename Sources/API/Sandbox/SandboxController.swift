@@ -74,7 +74,7 @@ public struct SandboxController: Sendable {
 
     @Sendable func show(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
-        guard let text = context.parameters.get("id"), let id = UUID(uuidString: text) else { throw Self.executionNotFound }
+        let id = try Reply.pathID(context, "id", missing: Self.executionNotFound)
         try await Reply.waitIfAsked(request, timeout: settings.readYourWritesTimeout, queries.waitForExecutions)
         let execution: SandboxDTO.Execution
         let version: Int64
