@@ -248,4 +248,29 @@ import Testing
             ) { #expect($0.status == .unprocessableContent) }
         }
     }
+
+    /// The abuse corpus through HTTP: each case is a 4xx within a bounded time, never a 500.
+    @Test func renderingAtItsCapsIsA422NeverA500OrAHang() async throws {
+        let identity = try await TestIdentity()
+        let auth = try await identity.bearer("alice@example.com")
+        var body = Self.persona
+        body["template"] = "{{ for a in xs }}{{ for b in xs }}{{ for c in xs }}0123456789{{ end }}{{ end }}{{ end }}"
+        let nested = AgentRouteTests.body(body)
+        let items = AgentRouteTests.body(["context_variables": ["xs": Array(0..<1000)]])
+        let few = AgentRouteTests.body(["context_variables": ["xs": [1, 2, 3]]])
+        let started = ContinuousClock.now
+        try await Self.app(identity: identity).test(.router) { client in
+            let id = try await create(client, auth, nested)
+            try await client.execute(uri: "/api/v1/personas/\(id)/render", method: .post, headers: auth, body: items) { response in
+                #expect(response.status == .unprocessableContent)
+                #expect(AgentRouteTests.json(response.body)["code"] as? String == "persona.template_limit")
+            }
+            // The same template within its caps renders whole: 3 x 3 x 3 times ten characters.
+            try await client.execute(uri: "/api/v1/personas/\(id)/render", method: .post, headers: auth, body: few) { response in
+                #expect(response.status == .ok)
+                #expect(AgentRouteTests.json(response.body)["rendered_prompt"] as? String == String(repeating: "0123456789", count: 27))
+            }
+        }
+        #expect(ContinuousClock.now - started < .seconds(30))
+    }
 }
