@@ -19,7 +19,6 @@ import Testing
         }
         func validation(_ id: UUID) async throws -> PersonaValidationView? { nil }
         func validations(persona: UUID, version: Int?, limit: Int) async throws -> [PersonaValidationView] { [] }
-        func gate(_ id: UUID) async throws -> PersonaGateView? { nil }
         func waitForPersonas(_ checkpoint: Checkpoint, timeout: Duration) async throws -> Bool { true }
     }
 

@@ -77,24 +77,6 @@ public struct PersonaReadModels: PersonaQueries {
         }
     }
 
-    public func gate(_ id: UUID) async throws -> PersonaGateView? {
-        try await readModel(orIfAbsent: nil) {
-            let rows = try await client.query("""
-                SELECT gate_id, persona_id, owner_id, label, candidate_version, baseline_version, runs, status, judge, candidate_mean, baseline_mean,
-                       cases::text, reason, started_at, decided_at
-                FROM persona_gates WHERE gate_id = \(id)
-                """, logger: logger)
-            for try await row in rows.decode((UUID, UUID, String, String, Int32, Int32, Int32, String, String?, Double?, Double?, String?, String?, Date, Date?).self) {
-                let cases = row.11.flatMap { try? EventCoding.decode([PersonaGateCaseResult].self, from: PostgresText.decodeJSON(Data($0.utf8))) }
-                return PersonaGateView(
-                    id: row.0, personaID: row.1, ownerID: row.2, label: row.3, candidateVersion: Int(row.4), baselineVersion: Int(row.5), runs: Int(row.6),
-                    status: row.7, judge: row.8.map(PostgresText.decode), candidateMean: row.9, baselineMean: row.10, cases: cases,
-                    reason: row.12.map(PostgresText.decode), startedAt: row.13, decidedAt: row.14)
-            }
-            return nil
-        }
-    }
-
     public func waitForPersonas(_ checkpoint: Checkpoint, timeout: Duration) async throws -> Bool {
         try await ReadYourWrites.wait(for: store, toReach: checkpoint, timeout: timeout)
     }

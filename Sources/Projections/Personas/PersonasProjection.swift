@@ -259,7 +259,6 @@ public protocol PersonaQueries: Sendable {
     func validation(_ id: UUID) async throws -> PersonaValidationView?
     /// A persona's validations, newest first, of one version or all.
     func validations(persona: UUID, version: Int?, limit: Int) async throws -> [PersonaValidationView]
-    func gate(_ id: UUID) async throws -> PersonaGateView?
     /// Waits (bounded) until the read model has passed `checkpoint`; false on timeout.
     func waitForPersonas(_ checkpoint: Checkpoint, timeout: Duration) async throws -> Bool
 }
