@@ -201,6 +201,7 @@ import Testing
                 SandboxController(store: identity.store, queries: NoSandboxReadModel(), runner: nil, host: AgentRouteTests.TestHost()).mount,
                 EventStreamController(hub: identity.hub).mount,
                 PersonaRouteTests.controller(identity).mount,
+                AuditController(store: identity.store, registry: EventRegistry()).mount,
             ]
         ) { .init(ready: true) })
         let routed = Set(router.routes.map { route -> String in

@@ -10,7 +10,7 @@ import PostgresNIO
 /// command's events go in together or not at all in one round trip. The unique constraints settle
 /// races: two writers at the same version cannot both insert version n + 1, and an event id stored
 /// before marks a repeated command.
-public struct PostgresEventStore: EventStore {
+public struct PostgresEventStore: EventStore, CorrelationReader {
     public let client: PostgresClient
     public let logger: Logger
     /// Wakes in-process readers at once after a local append; other processes hear NOTIFY.
@@ -175,6 +175,15 @@ public struct PostgresEventStore: EventStore {
         } catch {
             throw unavailable(error)
         }
+    }
+
+    /// Through `events_correlation_idx` (migration 0005).
+    public func correlated(_ correlationID: String, after position: Int64, limit: Int) async throws -> [RecordedEvent] {
+        try await fetch("""
+            SELECT \(unescaped: Self.columns) FROM events
+            WHERE metadata->>'correlation_id' = \(correlationID) AND global_position > \(position)
+            ORDER BY events.global_position LIMIT \(Int64(limit))
+            """)
     }
 
     /// One query for all of them.

@@ -137,3 +137,10 @@ public protocol HeadProbe: Sendable {
     /// The checkpoint of the newest event a reader may see now; `.start` for an empty store.
     func head() async throws -> Checkpoint
 }
+
+/// Optional: stores that can find every event of one correlation id (what one request caused,
+/// across streams), in global position order.
+public protocol CorrelationReader: Sendable {
+    /// Events whose metadata carries `correlationID`, after global position `position`.
+    func correlated(_ correlationID: String, after position: Int64, limit: Int) async throws -> [RecordedEvent]
+}

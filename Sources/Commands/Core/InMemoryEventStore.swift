@@ -3,7 +3,7 @@ import Foundation
 
 /// The event store in memory, for decider and unit tests. Each append is one "transaction" with
 /// its own id, so checkpoints look like the Postgres store's. Passes the same contract suite.
-public actor InMemoryEventStore: EventStore, HeadProbe {
+public actor InMemoryEventStore: EventStore, HeadProbe, CorrelationReader {
     private var log: [RecordedEvent] = []
     private var streams: [String: [Int]] = [:]
     private var byEventID: [UUID: Int] = [:]
@@ -55,6 +55,10 @@ public actor InMemoryEventStore: EventStore, HeadProbe {
     }
 
     public func head() -> Checkpoint { log.last?.checkpoint ?? .start }
+
+    public func correlated(_ correlationID: String, after position: Int64, limit: Int) -> [RecordedEvent] {
+        Array(log.lazy.filter { $0.position > position && $0.metadata.correlationID == correlationID }.prefix(limit))
+    }
 
     public func priorAppend(firstEventID: UUID) -> AppendResult? {
         guard let index = byEventID[firstEventID] else { return nil }

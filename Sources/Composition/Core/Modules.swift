@@ -6,7 +6,7 @@ import Events
 /// adding its manifest here.
 public enum Modules {
     public static let all: [any ChronicleModule] = [
-        IdentityModule(), SandboxModule(), LanguageModelsModule(), PersonasModule(), AgentsModule(), OperationsModule(),
+        IdentityModule(), SandboxModule(), LanguageModelsModule(), PersonasModule(), AgentsModule(), OperationsModule(), AuditModule(),
     ]
 
     /// Every event type any module has ever stored, with its upcasters.

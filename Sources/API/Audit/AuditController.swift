@@ -1,0 +1,170 @@
+import Commands
+import Events
+import Foundation
+import Hummingbird
+
+/// The audit routes under `/api/v1/audit`, read from the log itself: a stream's history (each
+/// event upcast to its current shape, with who caused it), and every event one request caused
+/// across streams. Owner-scoped from the log (`StreamOwners`): a member reads the streams they
+/// own, an admin reads all; another owner's stream answers 404.
+public struct AuditController: Sendable {
+    let store: any EventStore & CorrelationReader
+    let registry: EventRegistry
+    let owners: StreamOwners
+
+    public init(store: any EventStore & CorrelationReader, registry: EventRegistry) {
+        self.store = store
+        self.registry = registry
+        owners = StreamOwners(store: store)
+    }
+
+    public func addRoutes(to group: RouterGroup<ChronicleRequestContext>) {
+        group.get("streams/:stream_id", use: history)
+        group.get("correlations/:correlation_id", use: correlation)
+    }
+
+    static let streamNotFound = Problem(.notFound, code: "audit.stream_not_found", detail: "no such stream")
+
+    struct Event: Encodable {
+        var streamID: String
+        var version: Int64
+        var position: Int64
+        var eventID: String
+        var type: String
+        var storedSchemaVersion: Int
+        var recordedAt: String
+        var payload: JSONValue
+        var userID: String?
+        var tenantID: String?
+        var correlationID: String?
+        var causationID: String?
+        var commandID: String?
+
+        enum CodingKeys: String, CodingKey {
+            case version, position, type, payload
+            case streamID = "stream_id"
+            case eventID = "event_id"
+            case storedSchemaVersion = "stored_schema_version"
+            case recordedAt = "recorded_at"
+            case userID = "user_id"
+            case tenantID = "tenant_id"
+            case correlationID = "correlation_id"
+            case causationID = "causation_id"
+            case commandID = "command_id"
+        }
+
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(streamID, forKey: .streamID)
+            try container.encode(version, forKey: .version)
+            try container.encode(position, forKey: .position)
+            try container.encode(eventID, forKey: .eventID)
+            try container.encode(type, forKey: .type)
+            try container.encode(storedSchemaVersion, forKey: .storedSchemaVersion)
+            try container.encode(recordedAt, forKey: .recordedAt)
+            try container.encode(payload, forKey: .payload)
+            try container.encode(userID, forKey: .userID)
+            try container.encode(tenantID, forKey: .tenantID)
+            try container.encode(correlationID, forKey: .correlationID)
+            try container.encode(causationID, forKey: .causationID)
+            try container.encode(commandID, forKey: .commandID)
+        }
+    }
+
+    struct History: Encodable {
+        var streamID: String
+        var ownerID: String?
+        var events: [Event]
+        var nextFromVersion: Int64?
+
+        enum CodingKeys: String, CodingKey {
+            case events
+            case streamID = "stream_id"
+            case ownerID = "owner_id"
+            case nextFromVersion = "next_from_version"
+        }
+
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(streamID, forKey: .streamID)
+            try container.encode(ownerID, forKey: .ownerID)
+            try container.encode(events, forKey: .events)
+            try container.encode(nextFromVersion, forKey: .nextFromVersion)
+        }
+    }
+
+    struct Correlation: Encodable {
+        var correlationID: String
+        var events: [Event]
+        var nextAfter: Int64?
+
+        enum CodingKeys: String, CodingKey {
+            case events
+            case correlationID = "correlation_id"
+            case nextAfter = "next_after"
+        }
+
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(correlationID, forKey: .correlationID)
+            try container.encode(events, forKey: .events)
+            try container.encode(nextAfter, forKey: .nextAfter)
+        }
+    }
+
+    /// The event as audited: its payload lifted to the current shape by the registry's upcasters
+    /// (as stored, if its type is not registered).
+    func audited(_ event: RecordedEvent) -> Event {
+        let current = (try? registry.upcast(type: event.eventType, version: event.schemaVersion, data: event.data)) ?? event.data
+        let payload = (try? EventCoding.decode(JSONValue.self, from: current)) ?? .null
+        return Event(
+            streamID: event.streamID, version: event.streamVersion, position: event.position, eventID: event.eventID.uuidString.lowercased(),
+            type: event.eventType, storedSchemaVersion: event.schemaVersion, recordedAt: Timestamp.format(event.recordedAt), payload: payload,
+            userID: event.metadata.userID, tenantID: event.metadata.tenantID, correlationID: event.metadata.correlationID,
+            causationID: event.metadata.causationID, commandID: event.metadata.commandID)
+    }
+
+    func mayRead(_ stream: String, _ principal: Principal) async throws -> Bool {
+        if principal.isAdmin { return true }
+        guard let owner = try await owners.owner(of: stream) else { return false }
+        return owner == principal.userID
+    }
+
+    /// `?from_version=` (1) and `?limit=` (100, at most 1,000).
+    @Sendable func history(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        guard let stream = context.parameters.get("stream_id"), StreamID(stream) != nil, stream.utf8.count <= 200 else { throw Self.streamNotFound }
+        let from = try Reply.integer(request, "from_version", default: 1, range: 1...Int(Int32.max))
+        let limit = try Reply.integer(request, "limit", default: 100, range: 1...1000)
+        guard try await store.streamVersion(stream) > 0, try await mayRead(stream, principal) else { throw Self.streamNotFound }
+        let events = try await store.readStream(stream, from: Int64(from), direction: .forward, limit: limit + 1)
+        let page = events.prefix(limit)
+        return try Reply.json(
+            History(
+                streamID: stream, ownerID: try await owners.owner(of: stream), events: page.map(audited),
+                nextFromVersion: events.count > limit ? events[limit].streamVersion : nil),
+            status: .ok, context: context)
+    }
+
+    /// Every event one request caused, in global order: the member's own streams' (an admin's:
+    /// all). `?after=` (a position) and `?limit=` (100, at most 1,000) page through it.
+    @Sendable func correlation(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        guard let correlationID = context.parameters.get("correlation_id"), TextLimit(characters: 1...200).admits(correlationID) else {
+            throw Problem(.notFound, code: "audit.correlation_not_found", detail: "no such correlation id")
+        }
+        let after = try Reply.integer(request, "after", default: 0, range: 0...Int.max)
+        let limit = try Reply.integer(request, "limit", default: 100, range: 1...1000)
+        let found = try await store.correlated(correlationID, after: Int64(after), limit: limit)
+        var visible: [Event] = []
+        for event in found where try await mayRead(event.streamID, principal) { visible.append(audited(event)) }
+        return try Reply.json(
+            Correlation(correlationID: correlationID, events: visible, nextAfter: found.count == limit ? found.last?.position : nil), status: .ok,
+            context: context)
+    }
+}
+
+extension AuditController {
+    /// Its routes, under `/api/v1/audit`.
+    public var mount: RouteMount { RouteMount("audit", add: { addRoutes(to: $0) }) }
+}

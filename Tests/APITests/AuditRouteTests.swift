@@ -1,0 +1,84 @@
+import API
+import Commands
+import Composition
+import Events
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Prometheus
+import Testing
+
+/// The audit routes over the in-memory log: history upcast and attributed, owner isolation, and
+/// one request's events across streams.
+@Suite struct AuditRouteTests {
+    static func app(identity: TestIdentity) -> some ApplicationProtocol {
+        buildApplication(
+            server: ServerSettings(),
+            dependencies: AppDependencies(
+                healthChecks: [], registry: PrometheusCollectorRegistry(), identity: identity.dependencies,
+                routes: [
+                    AgentsController(store: identity.store, queries: AgentRouteTests.NoReadModels(), hub: identity.hub).mount,
+                    AuditController(store: identity.store, registry: EventRegistry.chronicle).mount,
+                ]
+            ) { .init(ready: true) },
+            logger: Logger(label: "test"))
+    }
+
+    @Test func aStreamsHistoryIsUpcastAttributedAndItsOwnersOnly() async throws {
+        let identity = try await TestIdentity()
+        let alice = try await identity.bearer("alice@example.com")
+        let bob = try await identity.bearer("bob@example.com")
+        let admin = try await identity.bearer("admin@example.com")
+        var withRequestID = alice
+        withRequestID[HTTPField.Name("X-Request-ID")!] = "req-audit-1"
+        let headers = withRequestID
+        // A v1 AgentCreated (the seeds' flat shape), stored as history would hold it.
+        let legacy = UUID()
+        let owner = UserDecider.userID(email: "alice@example.com").uuidString.lowercased()
+        _ = try await identity.store.append(to: "agent-\(legacy.uuidString.lowercased())", expected: .noStream, events: [NewEvent(
+            eventID: UUID(), eventType: "AgentCreated", schemaVersion: 1,
+            data: Data(#"{"agent_id": "\#(legacy.uuidString)", "owner_id": "\#(owner)", "name": "Old", "instructions": "", "model": "gpt-4", "created_at": "2025-01-01T00:00:00.000Z"}"#.utf8),
+            metadata: EventMetadata(correlationID: "legacy", userID: owner))])
+        try await Self.app(identity: identity).test(.router) { client in
+            let agent = try await client.execute(
+                uri: "/api/v1/agents", method: .post, headers: headers, body: AgentRouteTests.body(["name": "A", "instructions": "x"])
+            ) { try #require(AgentRouteTests.json($0.body)["id"] as? String) }
+            try await client.execute(
+                uri: "/api/v1/agents/\(agent)", method: .patch, headers: alice, body: AgentRouteTests.body(["name": "B"])
+            ) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/api/v1/audit/streams/agent-\(agent)", method: .get, headers: alice) { response in
+                #expect(response.status == .ok)
+                let body = AgentRouteTests.json(response.body)
+                let events = body["events"] as? [[String: Any]] ?? []
+                #expect(events.compactMap { $0["type"] as? String } == ["AgentCreated", "AgentRenamed"])
+                #expect(events.first?["correlation_id"] as? String == "req-audit-1")
+                #expect(events.first?["user_id"] as? String == owner)
+                #expect(body["owner_id"] as? String == owner)
+            }
+            try await client.execute(uri: "/api/v1/audit/streams/agent-\(agent)?limit=1", method: .get, headers: alice) { response in
+                #expect(AgentRouteTests.json(response.body)["next_from_version"] as? Int == 2)
+            }
+            try await client.execute(uri: "/api/v1/audit/streams/agent-\(legacy.uuidString.lowercased())", method: .get, headers: alice) { response in
+                let events = AgentRouteTests.json(response.body)["events"] as? [[String: Any]] ?? []
+                let payload = events.first?["payload"] as? [String: Any]
+                #expect(events.first?["stored_schema_version"] as? Int == 1)
+                #expect((payload?["settings"] as? [String: Any])?["model"] as? String == "gpt-4")  // upcast to v2
+            }
+            for uri in ["/api/v1/audit/streams/agent-\(agent)", "/api/v1/audit/streams/agent-\(UUID())", "/api/v1/audit/streams/nodash"] {
+                try await client.execute(uri: uri, method: .get, headers: bob) { #expect($0.status == .notFound) }
+            }
+            try await client.execute(uri: "/api/v1/audit/streams/agent-\(agent)", method: .get, headers: admin) { #expect($0.status == .ok) }
+            // One request's events: alice sees hers, bob sees none of them.
+            try await client.execute(uri: "/api/v1/audit/correlations/req-audit-1", method: .get, headers: alice) { response in
+                let events = AgentRouteTests.json(response.body)["events"] as? [[String: Any]] ?? []
+                #expect(events.compactMap { $0["stream_id"] as? String } == ["agent-\(agent)"])
+            }
+            try await client.execute(uri: "/api/v1/audit/correlations/req-audit-1", method: .get, headers: bob) { response in
+                #expect(response.status == .ok)
+                #expect((AgentRouteTests.json(response.body)["events"] as? [Any])?.isEmpty == true)
+            }
+        }
+    }
+}
