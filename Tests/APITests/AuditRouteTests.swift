@@ -75,6 +75,9 @@ import Testing
                 let events = AgentRouteTests.json(response.body)["events"] as? [[String: Any]] ?? []
                 #expect(events.compactMap { $0["stream_id"] as? String } == ["agent-\(agent)"])
             }
+            for uri in ["/api/v1/audit/correlations/a%00b", "/api/v1/audit/streams/agent-%00", "/api/v1/audit/streams/agent-\(String(repeating: "x", count: 300))"] {
+                try await client.execute(uri: uri, method: .get, headers: alice) { #expect([.ok, .notFound].contains($0.status), "\(uri)") }
+            }
             try await client.execute(uri: "/api/v1/audit/correlations/req-audit-1", method: .get, headers: bob) { response in
                 #expect(response.status == .ok)
                 #expect((AgentRouteTests.json(response.body)["events"] as? [Any])?.isEmpty == true)

@@ -15,11 +15,11 @@ import Testing
         return data.appendingPathComponent("venv/bin/schemathesis")
     }
 
-    /// Examples per operation for a total of about 7,000 cases.
+    /// Examples per operation for a total of about 6,000 cases (at least 5,000 must reach the API).
     static var examplesPerOperation: Int {
         let document = (try? String(contentsOf: TestServers.root.appendingPathComponent("Sources/API/openapi.yaml"), encoding: .utf8)) ?? ""
         let operations = document.split(separator: "\n").filter { $0.hasPrefix("      operationId: ") }.count
-        return max(100, 7000 / max(1, operations - 1))
+        return max(100, 6000 / max(1, operations - 1))
     }
 
     /// The server's own count of answered requests by status class, from /metrics.
@@ -52,7 +52,7 @@ import Testing
                 process.arguments = [
                     "run", "\(client.base)/openapi.yaml", "-H", "Authorization: Bearer \(client.token!)",
                     "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance",
-                    // About 7,000 cases in all, whatever the number of operations (38 now): the
+                    // About 6,000 cases in all, whatever the number of operations (40 now): the
                     // run's time grows with the total, and CI's budget is for the total.
                     "--max-examples", "\(Self.examplesPerOperation)", "--workers", "1", "--request-timeout", "15", "--no-color", "--phases", "coverage,fuzzing",
                     // The log as a live stream answers an admin by streaming until the client
@@ -69,7 +69,8 @@ import Testing
                 process.standardOutput = handle
                 process.standardError = handle
                 try process.run()
-                let deadline = ContinuousClock.now.advanced(by: .seconds(900))
+                // 6,000 cases took 400 to 800 s on a busy 2-core machine; CI's limit is far off.
+                let deadline = ContinuousClock.now.advanced(by: .seconds(1200))
                 while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
                 await CLIProcess.stop(process)
                 try handle.close()

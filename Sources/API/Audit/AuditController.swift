@@ -124,6 +124,12 @@ public struct AuditController: Sendable {
             causationID: event.metadata.causationID, commandID: event.metadata.commandID)
     }
 
+    /// An id the log can hold: 1 to 200 characters, none of them a control character (Postgres
+    /// text cannot hold U+0000, and no stream or request id has one).
+    static func plain(_ id: String) -> Bool {
+        TextLimit(characters: 1...200).admits(id) && !id.unicodeScalars.contains { CharacterSet.controlCharacters.contains($0) }
+    }
+
     func mayRead(_ stream: String, _ principal: Principal) async throws -> Bool {
         if principal.isAdmin { return true }
         guard let owner = try await owners.owner(of: stream) else { return false }
@@ -133,7 +139,7 @@ public struct AuditController: Sendable {
     /// `?from_version=` (1) and `?limit=` (100, at most 1,000).
     @Sendable func history(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
-        guard let stream = context.parameters.get("stream_id"), StreamID(stream) != nil, stream.utf8.count <= 200 else { throw Self.streamNotFound }
+        guard let stream = context.parameters.get("stream_id"), StreamID(stream) != nil, Self.plain(stream) else { throw Self.streamNotFound }
         let from = try Reply.integer(request, "from_version", default: 1, range: 1...Int(Int32.max))
         let limit = try Reply.integer(request, "limit", default: 100, range: 1...1000)
         guard try await store.streamVersion(stream) > 0, try await mayRead(stream, principal) else { throw Self.streamNotFound }
@@ -150,7 +156,7 @@ public struct AuditController: Sendable {
     /// all). `?after=` (a position) and `?limit=` (100, at most 1,000) page through it.
     @Sendable func correlation(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
-        guard let correlationID = context.parameters.get("correlation_id"), TextLimit(characters: 1...200).admits(correlationID) else {
+        guard let correlationID = context.parameters.get("correlation_id"), Self.plain(correlationID) else {
             throw Problem(.notFound, code: "audit.correlation_not_found", detail: "no such correlation id")
         }
         let after = try Reply.integer(request, "after", default: 0, range: 0...Int.max)
