@@ -238,7 +238,7 @@ public struct PersonasController: Sendable {
         while ContinuousClock.now < deadline {
             switch try await subscription.next(timeout: deadline - ContinuousClock.now) {
             case .message(.event(let event)):
-                guard ["PersonaGateDecided", "PersonaGateFailed"].contains(event.eventType),
+                guard [PersonaGateDecided.eventType, PersonaGateFailed.eventType].contains(event.eventType),
                     let ended = try? PersonaReleaseEvent.registry.decode(event, as: PersonaReleaseEvent.self)
                 else { continue }
                 switch ended {
