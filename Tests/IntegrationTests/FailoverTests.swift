@@ -19,15 +19,22 @@ import Testing
         let stop = Mutex(false)
         let count = Mutex(0)
         let minimum: Int
+        /// A bound by count as well as by time: on a loaded machine the kills and restarts take
+        /// minutes, and an unbounded writer then left more than the checks' time to drain (16,513
+        /// events once, where 461 is usual).
+        let maximum: Int
 
-        init(minimum: Int = 150) { self.minimum = minimum }
+        init(minimum: Int = 150, maximum: Int = 5000) {
+            self.minimum = minimum
+            self.maximum = maximum
+        }
 
         func run(_ database: ChronicleDatabase) async throws {
             let handler = CommandHandler<AgentDecider>(store: database.eventStore)
             let tenant = database.settings.database
             var agents: [UUID] = []
             var n = 0
-            while !stop.withLock({ $0 }) || count.withLock({ $0 }) < minimum {
+            while (!stop.withLock({ $0 }) || count.withLock({ $0 }) < minimum) && count.withLock({ $0 }) < maximum {
                 n += 1
                 if agents.isEmpty || n % 3 == 0 {
                     let id = UUID()
