@@ -21,19 +21,46 @@ struct EventStoreBenchmark {
         try await database.execute("ALTER TABLE events DISABLE TRIGGER events_notify")
         try await appendScenarios([(8, 1)], payload: payload, metadata: metadata, notify: false)
         try await database.execute("ALTER TABLE events ENABLE TRIGGER events_notify")
+        try await chainCost(payload: payload, metadata: metadata)
         try await commandAndCeilingScenarios(payload: payload)
     }
 
-    private func appendScenarios(_ shapes: [(Int, Int)], payload: Data, metadata: EventMetadata, notify: Bool) async throws {
+    /// What the hash chain costs: the same appends with and without it, alternated twice so that
+    /// neither always runs on the warmer server. Unchained appends store an empty hash, on the
+    /// benchmark's own database only.
+    private func chainCost(payload: Data, metadata: EventMetadata) async throws {
+        for (writers, batch) in [(8, 1), (8, 100)] {
+            var rates: [Bool: [Double]] = [:]
+            for chained in [false, true, false, true] {
+                let rate = try await appendScenarios(
+                    [(writers, batch)], payload: payload, metadata: metadata, notify: true, chained: chained, quiet: true)[0]
+                rates[chained, default: []].append(rate)
+            }
+            let with = rates[true]!.reduce(0, +) / 2, without = rates[false]!.reduce(0, +) / 2
+            let tags: [String: JSONValue] = ["writers": .number(Double(writers)), "events_per_append": .number(Double(batch))]
+            report.emit("eventstore.append.chained.throughput", with, unit: "events/s", tags)
+            report.emit("eventstore.append.unchained.throughput", without, unit: "events/s", tags)
+            report.emit("eventstore.append.chain_cost", (1 - with / without) * 100, unit: "%", tags)
+        }
+    }
+
+    @discardableResult
+    private func appendScenarios(
+        _ shapes: [(Int, Int)], payload: Data, metadata: EventMetadata, notify: Bool, chained: Bool = true, quiet: Bool = false
+    ) async throws -> [Double] {
+        let store = PostgresEventStore(client: database.client, logger: database.eventStore.logger, signal: database.eventStore.signal, chained: chained)
+        var rates: [Double] = []
         for (writers, batch) in shapes {
             let (events, latencies, elapsed) = try await measure(writers: writers) { _ in
                 let stream = "bench-\(UUID().uuidString.lowercased())"
                 let newEvents = (0..<batch).map { _ in
                     NewEvent(eventID: UUID(), eventType: "BenchmarkEvent", schemaVersion: 1, data: payload, metadata: metadata)
                 }
-                _ = try await database.eventStore.append(to: stream, expected: .noStream, events: newEvents)
+                _ = try await store.append(to: stream, expected: .noStream, events: newEvents)
                 return batch
             }
+            rates.append(Double(events) / elapsed)
+            if quiet { continue }
             let tags: [String: JSONValue] = [
                 "writers": .number(Double(writers)), "events_per_append": .number(Double(batch)),
                 "seconds": .number(elapsed), "appends": .number(Double(latencies.samples.count)), "notify": .bool(notify),
@@ -42,6 +69,7 @@ struct EventStoreBenchmark {
             report.emit("eventstore.append.latency.p50", latencies.percentileMs(0.50), unit: "ms", tags)
             report.emit("eventstore.append.latency.p99", latencies.percentileMs(0.99), unit: "ms", tags)
         }
+        return rates
     }
 
     private func commandAndCeilingScenarios(payload: Data) async throws {

@@ -15,3 +15,7 @@ secret_file() {
 secret_file "$CHRONICLE_DATA/jwt-secret"
 secret_file "$CHRONICLE_DATA/admin-password"
 echo "export CHRONICLE_JWT_SECRET='$(cat "$CHRONICLE_DATA/jwt-secret")'"
+# The key that signs the log's checkpoints (Ed25519, 32 random bytes); `chronicle audit verify`
+# checks them with it.
+[ -s "$CHRONICLE_DATA/audit-signing-key" ] || (umask 077; head -c 32 /dev/urandom | base64 | tr -d '\n' > "$CHRONICLE_DATA/audit-signing-key")
+echo "export CHRONICLE_AUDIT_SIGNING_KEY='$(cat "$CHRONICLE_DATA/audit-signing-key")'"

@@ -16,10 +16,16 @@ public struct PostgresEventStore: EventStore, CorrelationReader {
     /// Wakes in-process readers at once after a local append; other processes hear NOTIFY.
     public let signal: AppendSignal
 
-    public init(client: PostgresClient, logger: Logger, signal: AppendSignal = AppendSignal()) {
+    /// Whether appends chain each event's hash to the one before it (migration 0006). Always, but
+    /// for the benchmark measuring what the chain costs: its unchained events store an empty hash,
+    /// which `chronicle audit verify` reports as altered.
+    public var chained: Bool
+
+    public init(client: PostgresClient, logger: Logger, signal: AppendSignal = AppendSignal(), chained: Bool = true) {
         self.client = client
         self.logger = logger
         self.signal = signal
+        self.chained = chained
     }
 
     static let columns = columns(of: "events")
@@ -62,12 +68,40 @@ public struct PostgresEventStore: EventStore, CorrelationReader {
             case .streamExists: (nil, true)
             case .exact(let version): (version, false)
             }
-        let query: PostgresQuery = """
-            INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata)
-            SELECT \(streamID), head.version + t.ord, t.id, t.type, t.version, t.data::jsonb, t.meta::jsonb
+        let data = events.map { String(decoding: PostgresText.encodeJSON($0.data), as: UTF8.self) }
+        let ids = events.map(\.eventID), types = events.map(\.eventType), versions = events.map { Int32($0.schemaVersion) }
+        // One statement: the head's version and hash, then each event's hash chained to the one
+        // before it (migration 0006), computed as the rows are inserted.
+        let query: PostgresQuery =
+            chained
+            ? """
+            WITH RECURSIVE head AS (
+                SELECT COALESCE(max(stream_version), 0) AS version FROM events WHERE stream_id = \(streamID)
+            ), prev AS (
+                SELECT head.version, COALESCE((SELECT hash FROM events e WHERE e.stream_id = \(streamID) AND e.stream_version = head.version), '\\x'::bytea) AS hash
+                FROM head
+            ), t AS (
+                SELECT id, type, version, data::jsonb AS data, meta::jsonb AS meta, ord
+                FROM unnest(\(ids), \(types), \(versions), \(data), \(metadata)) WITH ORDINALITY AS u(id, type, version, data, meta, ord)
+            ), chain (ord, hash) AS (
+                SELECT 0::bigint, prev.hash FROM prev
+                UNION ALL
+                SELECT t.ord, chronicle_event_hash(chain.hash, \(streamID), prev.version + t.ord, t.id, t.type, t.version, now(), t.data, t.meta)
+                FROM chain JOIN t ON t.ord = chain.ord + 1 CROSS JOIN prev
+            )
+            INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash)
+            SELECT \(streamID), prev.version + t.ord, t.id, t.type, t.version, t.data, t.meta, now(), chain.hash
+            FROM prev CROSS JOIN t JOIN chain ON chain.ord = t.ord
+            WHERE (\(exact)::bigint IS NULL OR prev.version = \(exact)::bigint)
+              AND (NOT \(mustExist) OR prev.version > 0)
+            ORDER BY t.ord
+            RETURNING global_position, stream_version, transaction_id::text
+            """
+            : """
+            INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, hash)
+            SELECT \(streamID), head.version + t.ord, t.id, t.type, t.version, t.data::jsonb, t.meta::jsonb, '\\x'::bytea
             FROM (SELECT COALESCE(max(stream_version), 0) AS version FROM events WHERE stream_id = \(streamID)) AS head,
-                 unnest(\(events.map(\.eventID)), \(events.map(\.eventType)), \(events.map { Int32($0.schemaVersion) }),
-                        \(events.map { String(decoding: PostgresText.encodeJSON($0.data), as: UTF8.self) }), \(metadata))
+                 unnest(\(ids), \(types), \(versions), \(data), \(metadata))
                    WITH ORDINALITY AS t(id, type, version, data, meta, ord)
             WHERE (\(exact)::bigint IS NULL OR head.version = \(exact)::bigint)
               AND (NOT \(mustExist) OR head.version > 0)

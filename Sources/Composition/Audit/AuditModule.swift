@@ -1,10 +1,11 @@
 import API
+import Adapters
 import Events
 import Projections
 
 /// The Audit module: the log read as it is, for people who must answer for it. A stream's
-/// history and every event of one request, owner-scoped from the log itself. It has no events,
-/// read models or settings of its own.
+/// history and every event of one request, owner-scoped from the log itself, and the signed
+/// checkpoints that make the hash-chained log tamper-evident (`chronicle audit verify`).
 public struct AuditModule: ChronicleModule {
     public init() {}
 
@@ -12,11 +13,21 @@ public struct AuditModule: ChronicleModule {
     public var events: [EventRegistry] { [] }
     public var contracts: [IntegrationContract] { [] }
     public var projections: [ProjectionDeclaration] { [] }
-    public var settings: [SettingDescription] { [] }
+    public var settings: [SettingDescription] { AuditConfiguration.settings }
 
-    public func check(_ settings: Settings) throws {}
+    public func check(_ settings: Settings) throws { _ = try AuditConfiguration(settings) }
 
     public func assemble(into app: inout Assembly) async throws {
+        let configuration = try AuditConfiguration(app.settings)
+        if app.roles.contains(.projectors) {
+            if let key = configuration.key {
+                app.add(service: AuditCheckpointer(
+                    log: PostgresAuditLog(client: app.platform.database.client, logger: app.logger), key: key,
+                    interval: configuration.interval, logger: app.logger))
+            } else {
+                app.logger.warning("CHRONICLE_AUDIT_SIGNING_KEY is not set: the log is hash-chained, but no checkpoint is signed")
+            }
+        }
         guard app.roles.contains(.api) else { return }
         app.add(routes: AuditController(store: app.platform.database.eventStore, registry: Modules.registry).mount)
     }
