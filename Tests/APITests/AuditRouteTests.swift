@@ -20,10 +20,78 @@ import Testing
                 healthChecks: [], registry: PrometheusCollectorRegistry(), identity: identity.dependencies,
                 routes: [
                     AgentsController(store: identity.store, queries: AgentRouteTests.NoReadModels(), hub: identity.hub).mount,
-                    AuditController(store: identity.store, registry: EventRegistry.chronicle).mount,
+                    AuditController(store: identity.store, registry: EventRegistry.chronicle, deciders: Modules.deciders).mount,
                 ]
             ) { .init(ready: true) },
             logger: Logger(label: "test"))
+    }
+
+    @Test func anAgentsStateAsOfAVersionOrATimeAndTheDiffBetweenTwoPoints() async throws {
+        let identity = try await TestIdentity()
+        let alice = try await identity.bearer("alice@example.com")
+        let bob = try await identity.bearer("bob@example.com")
+        let admin = try await identity.bearer("admin@example.com")
+        try await Self.app(identity: identity).test(.router) { client in
+            let agent = try await client.execute(
+                uri: "/api/v1/agents", method: .post, headers: alice, body: AgentRouteTests.body(["name": "A", "instructions": "first"])
+            ) { try #require(AgentRouteTests.json($0.body)["id"] as? String) }
+            try await Task.sleep(for: .milliseconds(20))
+            let between = Timestamp.format(Date())
+            try await Task.sleep(for: .milliseconds(20))
+            try await client.execute(
+                uri: "/api/v1/agents/\(agent)", method: .patch, headers: alice, body: AgentRouteTests.body(["name": "B"])
+            ) { #expect($0.status == .ok) }
+            let stream = "/api/v1/audit/streams/agent-\(agent)"
+            try await client.execute(uri: "\(stream)/state?version=1", method: .get, headers: alice) { response in
+                #expect(response.status == .ok)
+                let body = AgentRouteTests.json(response.body)
+                let state = body["state"] as? [String: Any]
+                #expect(body["version"] as? Int == 1)
+                #expect(state?["name"] as? String == "A" && state?["instructions"] as? String == "first" && state?["status"] as? String == "active")
+                #expect((state?["settings"] as? [String: Any])?["model"] != nil)
+            }
+            try await client.execute(uri: "\(stream)/state", method: .get, headers: alice) { response in
+                let body = AgentRouteTests.json(response.body)
+                #expect(body["version"] as? Int == 2 && (body["state"] as? [String: Any])?["name"] as? String == "B")
+            }
+            // A time: the last event recorded at or before it.
+            try await client.execute(uri: "\(stream)/state?at=\(between)", method: .get, headers: alice) { response in
+                let body = AgentRouteTests.json(response.body)
+                #expect(body["version"] as? Int == 1 && (body["state"] as? [String: Any])?["name"] as? String == "A")
+            }
+            try await client.execute(uri: "\(stream)/state?at=2000-01-01T00:00:00Z", method: .get, headers: alice) { response in
+                let body = AgentRouteTests.json(response.body)
+                #expect(body["version"] as? Int == 0 && (body["state"] as? [String: Any])?["status"] as? String == "absent")
+            }
+            try await client.execute(uri: "\(stream)/diff?from_version=1&to_version=2", method: .get, headers: alice) { response in
+                #expect(response.status == .ok)
+                let body = AgentRouteTests.json(response.body)
+                let changes = body["changes"] as? [[String: Any]] ?? []
+                #expect(changes.count == 1)
+                #expect(changes.first?["path"] as? String == "/name" && changes.first?["before"] as? String == "A")
+                #expect(changes.first?["after"] as? String == "B" && changes.first?["kind"] as? String == "changed")
+                #expect((body["from"] as? [String: Any])?["version"] as? Int == 1 && (body["to"] as? [String: Any])?["version"] as? Int == 2)
+            }
+            // From the beginning (version 0): the creation is every field set.
+            try await client.execute(uri: "\(stream)/diff?to_at=\(between)", method: .get, headers: alice) { response in
+                let changes = AgentRouteTests.json(response.body)["changes"] as? [[String: Any]] ?? []
+                let paths = changes.compactMap { $0["path"] as? String }
+                #expect(paths.contains("/name") && paths.contains("/status") && paths.contains("/owner_id"))
+            }
+            for (query, status) in [("state?version=3", HTTPResponse.Status.unprocessableContent), ("state?version=-1", .badRequest),
+                                    ("state?at=yesterday", .badRequest), ("state?version=1&at=2026-01-01T00:00:00Z", .badRequest),
+                                    ("diff?from_version=x", .badRequest)] {
+                try await client.execute(uri: "\(stream)/\(query)", method: .get, headers: alice) { response in
+                    #expect(response.status == status, "\(query)")
+                    #expect(response.headers[.contentType] == "application/problem+json", "\(query)")
+                }
+            }
+            // Owner isolation: another member's state and diff are 404, an admin reads them.
+            for uri in ["\(stream)/state", "\(stream)/diff", "/api/v1/audit/streams/agent-\(UUID())/state"] {
+                try await client.execute(uri: uri, method: .get, headers: bob) { #expect($0.status == .notFound, "\(uri)") }
+            }
+            try await client.execute(uri: "\(stream)/diff", method: .get, headers: admin) { #expect($0.status == .ok) }
+        }
     }
 
     @Test func aStreamsHistoryIsUpcastAttributedAndItsOwnersOnly() async throws {

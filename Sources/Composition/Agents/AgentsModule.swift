@@ -22,6 +22,7 @@ public struct AgentsModule: ChronicleModule {
         ]
     }
     public var settings: [SettingDescription] { AgentsConfiguration.settings }
+    public var deciders: [AuditedDecider] { [AuditedDecider(AgentDecider.self), AuditedDecider(AgentExecutionDecider.self)] }
 
     public func check(_ settings: Settings) throws { _ = try AgentsConfiguration(settings) }
 

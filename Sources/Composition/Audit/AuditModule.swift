@@ -29,6 +29,6 @@ public struct AuditModule: ChronicleModule {
             }
         }
         guard app.roles.contains(.api) else { return }
-        app.add(routes: AuditController(store: app.platform.database.eventStore, registry: Modules.registry).mount)
+        app.add(routes: AuditController(store: app.platform.database.eventStore, registry: Modules.registry, deciders: Modules.deciders).mount)
     }
 }

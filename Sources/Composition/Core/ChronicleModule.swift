@@ -1,4 +1,5 @@
 import API
+import Commands
 import Adapters
 import Events
 import Foundation
@@ -28,12 +29,19 @@ public protocol ChronicleModule: Sendable {
     var projections: [ProjectionDeclaration] { get }
     /// Its configuration section: the settings it reads, each with its default and meaning.
     var settings: [SettingDescription] { get }
+    /// Its deciders, by stream category: the audit routes fold a stream with its own to show its
+    /// state as of a version or a time.
+    var deciders: [AuditedDecider] { get }
     /// Reads and validates its configuration section, with no side effect: every module is
     /// checked before any is assembled, so a bad setting stops the process before it starts
     /// anything.
     func check(_ settings: Settings) throws
     /// Adds the module's parts to the application being built.
     func assemble(into app: inout Assembly) async throws
+}
+
+extension ChronicleModule {
+    public var deciders: [AuditedDecider] { [] }
 }
 
 /// One documented setting of a module's configuration section.

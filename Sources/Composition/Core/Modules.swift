@@ -1,3 +1,4 @@
+import Commands
 import Events
 
 /// Chronicle's modules, in the order they are assembled: a module may use what an earlier one
@@ -22,6 +23,10 @@ public enum Modules {
     public static func contracts(of modules: [any ChronicleModule]) -> IntegrationContracts {
         IntegrationContracts(modules.flatMap(\.contracts))
     }
+
+    /// Every decider, by its stream category.
+    public static let deciders: [String: AuditedDecider] = Dictionary(
+        all.flatMap(\.deciders).map { ($0.category, $0) }, uniquingKeysWith: { first, _ in first })
 
     /// Every documented setting, by module.
     public static var settings: [(module: String, settings: [SettingDescription])] { all.map { ($0.name, $0.settings) } }

@@ -1,3 +1,4 @@
+import Commands
 import API
 import Adapters
 import Events
@@ -13,6 +14,7 @@ public struct IdentityModule: ChronicleModule {
     public var contracts: [IntegrationContract] { [] }
     public var projections: [ProjectionDeclaration] { [] }
     public var settings: [SettingDescription] { IdentityConfiguration.settings }
+    public var deciders: [AuditedDecider] { [AuditedDecider(UserDecider.self)] }
 
     public func check(_ settings: Settings) throws { _ = try IdentityConfiguration(settings) }
 

@@ -17,6 +17,7 @@ public struct PersonasModule: ChronicleModule {
     public var contracts: [IntegrationContract] { IntegrationContract.personas }
     public var projections: [ProjectionDeclaration] { [.postgres(PersonasProjection())] }
     public var settings: [SettingDescription] { PersonasConfiguration.settings }
+    public var deciders: [AuditedDecider] { [AuditedDecider(PersonaDecider.self), AuditedDecider(PersonaReleaseDecider.self), AuditedDecider(PersonaValidationDecider.self)] }
 
     public func check(_ settings: Settings) throws { _ = try PersonasConfiguration(settings) }
 

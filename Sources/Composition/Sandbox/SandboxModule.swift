@@ -20,6 +20,7 @@ public struct SandboxModule: ChronicleModule {
     public var contracts: [IntegrationContract] { IntegrationContract.sandbox }
     public var projections: [ProjectionDeclaration] { [.postgres(CodeExecutionsProjection())] }
     public var settings: [SettingDescription] { SandboxConfiguration.settings }
+    public var deciders: [AuditedDecider] { [AuditedDecider(CodeExecutionDecider.self)] }
 
     public func check(_ settings: Settings) throws { _ = try SandboxConfiguration(settings) }
 
