@@ -51,10 +51,13 @@ struct ListProjections: AsyncParsableCommand {
     }
 }
 
-/// Fixed-width columns for the list output.
+/// Fixed-width columns for the list output. A longer cell is never cut (`padding` truncates):
+/// it pushes the row right by what it overflows, with one space after it.
 private func row(_ cells: [String]) -> String {
-    let widths = [20, 22, 10, 8, 6, 0]
-    return zip(cells, widths).map { cell, width in width == 0 ? cell : cell.padding(toLength: width, withPad: " ", startingAt: 0) }.joined()
+    let widths = [22, 22, 10, 8, 6, 0]
+    return zip(cells, widths).map { cell, width in
+        width == 0 ? cell : cell.count >= width ? cell + " " : cell.padding(toLength: width, withPad: " ", startingAt: 0)
+    }.joined()
 }
 
 struct RebuildProjection: AsyncParsableCommand {

@@ -368,6 +368,20 @@ public enum AgentExecutionEvent: EventFamily, Equatable {
         case .timedOut(let e): e.agentID
         }
     }
+
+    /// And its execution.
+    public var executionID: UUID {
+        switch self {
+        case .requested(let e): e.executionID
+        case .started(let e): e.executionID
+        case .llmCallRecorded(let e): e.executionID
+        case .toolInvoked(let e): e.executionID
+        case .completed(let e): e.executionID
+        case .failed(let e): e.executionID
+        case .cancelled(let e): e.executionID
+        case .timedOut(let e): e.executionID
+        }
+    }
 }
 
 extension EventRegistry {
