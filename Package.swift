@@ -125,7 +125,7 @@ let package = Package(
         .executableTarget(
             name: "chronicle",
             dependencies: [
-                "Events", "Commands", "Projections", "Adapters", "API", "Composition", "CLISupport",
+                "Events", "Commands", "Projections", "Workers", "Adapters", "API", "Composition", "CLISupport",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

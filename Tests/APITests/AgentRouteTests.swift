@@ -203,6 +203,7 @@ import Testing
                 PersonaRouteTests.controller(identity).mount,
                 AuditController(store: identity.store, registry: EventRegistry()).mount,
                 AnalyticsController(queries: NoAnalytics()).mount,
+                AuditRunsController(store: identity.store, replayer: AgentRunReplay(logger: Logger(label: "test")), personas: nil).mount,
             ]
         ) { .init(ready: true) })
         let routed = Set(router.routes.map { route -> String in

@@ -9,6 +9,7 @@ import Logging
 import Prometheus
 import Synchronization
 import Testing
+import Workers
 
 /// Regressions of the probe of issue 17, each named after what the probe found.
 @Suite struct HardeningTests {
@@ -74,9 +75,14 @@ import Testing
             routes: [
                 AgentsController(store: identity.store, queries: AgentRouteTests.NoReadModels(), hub: identity.hub).mount,
                 SandboxController(store: identity.store, queries: AgentRouteTests.NoSandboxReadModel(), runner: nil, host: AgentRouteTests.TestHost()).mount,
+                AuditRunsController(store: identity.store, replayer: AgentRunReplay(logger: Logger(label: "test")), personas: nil).mount,
             ]
         ) { .init(ready: true) })
-        let executeRoutes = Set(router.routes.filter { $0.method == .post && $0.path.description.hasSuffix("/execute") }.map { route in
+        // Runs started (execute, fork) or run again (replay).
+        let running = ["/execute", "/fork", "/replay"]
+        let executeRoutes = Set(router.routes.filter { route in
+            route.method == .post && running.contains { route.path.description.hasSuffix($0) }
+        }.map { route in
             "/" + route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
         })
         #expect(executeRoutes == Set(RateLimitMiddleware.expensiveRoutes.keys))

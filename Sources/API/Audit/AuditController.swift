@@ -13,8 +13,6 @@ public struct AuditController: Sendable {
     let owners: StreamOwners
     /// Each stream category's own decider, which folds its state as of a point.
     let deciders: [String: AuditedDecider]
-    /// The most events folded for one state (a stream longer than this answers 422).
-    static let maximumFold = 100_000
 
     public init(store: any EventStore & CorrelationReader, registry: EventRegistry, deciders: [String: AuditedDecider] = [:]) {
         self.store = store
@@ -180,79 +178,37 @@ public struct AuditController: Sendable {
 // MARK: State as of a point, and the diff between two
 
 extension AuditController {
-    /// A point in a stream: a version (0 is before its first event) or a time (the last event
-    /// recorded at or before it).
-    enum Point {
-        case version(Int64)
-        case at(Date)
-        case head
-
-        /// From `?<prefix>version=` or `?<prefix>at=`, at most one of them.
-        static func from(_ request: Request, prefix: String, otherwise: Point) throws -> Point {
-            let version = request.uri.queryParameters.get("\(prefix)version"), at = request.uri.queryParameters.get("\(prefix)at")
-            switch (version, at) {
-            case (nil, nil): return otherwise
-            case (_?, _?):
-                throw Problem(.badRequest, code: "request.invalid_query", detail: "give \(prefix)version or \(prefix)at, not both")
-            case (let text?, nil):
-                guard let number = Int64(text), number >= 0 else {
-                    throw Problem(.badRequest, code: "request.invalid_query", detail: "\(prefix)version must be an integer from 0")
-                }
-                return .version(number)
-            case (nil, let text?):
-                guard let date = Timestamp.parse(text) else {
-                    throw Problem(
-                        .badRequest, code: "request.invalid_query",
-                        detail: "\(prefix)at must be an RFC 3339 time, e.g. 2026-11-30T14:02:00Z")
-                }
-                return .at(date)
+    /// From `?<prefix>version=` or `?<prefix>at=`, at most one of them.
+    static func point(_ request: Request, prefix: String, otherwise: StatePoint) throws -> StatePoint {
+        let version = request.uri.queryParameters.get("\(prefix)version"), at = request.uri.queryParameters.get("\(prefix)at")
+        switch (version, at) {
+        case (nil, nil): return otherwise
+        case (_?, _?):
+            throw Problem(.badRequest, code: "request.invalid_query", detail: "give \(prefix)version or \(prefix)at, not both")
+        case (let text?, nil):
+            guard let number = Int64(text), number >= 0 else {
+                throw Problem(.badRequest, code: "request.invalid_query", detail: "\(prefix)version must be an integer from 0")
             }
+            return .version(number)
+        case (nil, let text?):
+            guard let date = Timestamp.parse(text) else {
+                throw Problem(
+                    .badRequest, code: "request.invalid_query", detail: "\(prefix)at must be an RFC 3339 time, e.g. 2026-11-30T14:02:00Z")
+            }
+            return .at(date)
         }
     }
 
-    struct FoldedState: Encodable {
-        var streamID: String
-        var version: Int64
-        var recordedAt: String?
-        var state: JSONValue
-
-        enum CodingKeys: String, CodingKey {
-            case version, state
-            case streamID = "stream_id"
-            case recordedAt = "recorded_at"
-        }
-
-        func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(streamID, forKey: .streamID)
-            try container.encode(version, forKey: .version)
-            try container.encode(recordedAt, forKey: .recordedAt)
-            try container.encode(state, forKey: .state)
-        }
-    }
-
-    struct StateDiff: Encodable {
-        var streamID: String
-        var from: FoldedState
-        var to: FoldedState
-        var changes: [StateJSON.Change]
-
-        enum CodingKeys: String, CodingKey {
-            case from, to, changes
-            case streamID = "stream_id"
-        }
-
-        func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(streamID, forKey: .streamID)
-            try container.encode(from.summary, forKey: .from)
-            try container.encode(to.summary, forKey: .to)
-            try container.encode(changes, forKey: .changes)
-        }
+    /// Two points of a stream and every leaf of the state that differs between them.
+    public static func diff(_ before: FoldedState, _ after: FoldedState) -> JSONValue {
+        .object([
+            "stream_id": .string(before.streamID), "from": before.summary, "to": after.summary,
+            "changes": .array(StateJSON.diff(before.state, after.state).map(\.json)),
+        ])
     }
 
     /// The readable stream and its decider, or the problem to answer.
-    func auditable(_ context: ChronicleRequestContext) async throws -> (stream: String, decider: AuditedDecider, head: Int64) {
+    func auditable(_ context: ChronicleRequestContext) async throws -> (stream: String, decider: AuditedDecider) {
         let principal = try context.requirePrincipal()
         guard let stream = context.parameters.get("stream_id"), let id = StreamID(stream), Self.plain(stream) else { throw Self.streamNotFound }
         let head = try await store.streamVersion(stream)
@@ -262,69 +218,25 @@ extension AuditController {
                 .unprocessableContent, code: "audit.no_decider",
                 detail: "streams of category \(id.category) have no decider to fold their state; their history is at /api/v1/audit/streams/\(stream)")
         }
-        return (stream, decider, head)
-    }
-
-    /// The stream folded by its own decider up to the point.
-    func fold(_ stream: String, decider: AuditedDecider, head: Int64, to point: Point) async throws -> FoldedState {
-        let last: Int64
-        switch point {
-        case .head: last = head
-        case .at: last = head
-        case .version(let version):
-            guard version <= head else {
-                throw Problem(
-                    .unprocessableContent, code: "audit.version_out_of_range", detail: "the stream's newest version is \(head), not \(version)")
-            }
-            last = version
-        }
-        guard last <= Int64(Self.maximumFold) else {
-            throw Problem(
-                .unprocessableContent, code: "audit.stream_too_long",
-                detail: "folding more than \(Self.maximumFold) events per request is refused; this stream has \(head)")
-        }
-        var events: [RecordedEvent] = []
-        var next: Int64 = 1
-        reading: while next <= last {
-            let page = try await store.readStream(stream, from: next, direction: .forward, limit: Int(min(1000, last - next + 1)))
-            guard !page.isEmpty else { break }
-            for event in page {
-                if case .at(let date) = point, event.recordedAt > date { break reading }
-                events.append(event)
-            }
-            next = page[page.count - 1].streamVersion + 1
-        }
-        let state = try decider.state(after: events, registry: registry)
-        return FoldedState(
-            streamID: stream, version: events.last?.streamVersion ?? 0, recordedAt: events.last.map { Timestamp.format($0.recordedAt) },
-            state: state)
+        return (stream, decider)
     }
 
     /// `?version=` or `?at=` (default: the newest version).
     @Sendable func state(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
-        let point = try Point.from(request, prefix: "", otherwise: .head)
-        let (stream, decider, head) = try await auditable(context)
-        return try Reply.json(try await fold(stream, decider: decider, head: head, to: point), status: .ok, context: context)
+        let point = try Self.point(request, prefix: "", otherwise: .head)
+        let (stream, decider) = try await auditable(context)
+        return try Reply.json(try await decider.fold(stream, in: store, to: point, registry: registry).json, status: .ok, context: context)
     }
 
     /// `?from_version=`/`?from_at=` (default 0: before the first event) and `?to_version=`/`?to_at=`
     /// (default: the newest): every leaf of the state that differs, by JSON pointer.
     @Sendable func diff(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
-        let from = try Point.from(request, prefix: "from_", otherwise: .version(0))
-        let to = try Point.from(request, prefix: "to_", otherwise: .head)
-        let (stream, decider, head) = try await auditable(context)
-        let before = try await fold(stream, decider: decider, head: head, to: from)
-        let after = try await fold(stream, decider: decider, head: head, to: to)
-        return try Reply.json(
-            StateDiff(streamID: stream, from: before, to: after, changes: StateJSON.diff(before.state, after.state)), status: .ok,
-            context: context)
-    }
-}
-
-extension AuditController.FoldedState {
-    /// The point without its state: what a diff names.
-    var summary: [String: JSONValue] {
-        ["version": .number(Double(version)), "recorded_at": recordedAt.map(JSONValue.string) ?? .null]
+        let from = try Self.point(request, prefix: "from_", otherwise: .version(0))
+        let to = try Self.point(request, prefix: "to_", otherwise: .head)
+        let (stream, decider) = try await auditable(context)
+        let before = try await decider.fold(stream, in: store, to: from, registry: registry)
+        let after = try await decider.fold(stream, in: store, to: to, registry: registry)
+        return try Reply.json(Self.diff(before, after), status: .ok, context: context)
     }
 }
 

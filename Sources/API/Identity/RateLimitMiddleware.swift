@@ -38,6 +38,9 @@ public struct RateLimitMiddleware: RouterMiddleware {
     public static let expensiveRoutes: [String: String] = [
         "/api/v1/agents/{id}/execute": "agents",
         "/api/v1/sandbox/execute": "sandbox",
+        // A fork is a new run; a replay runs the tools again.
+        "/api/v1/audit/executions/{execution_id}/fork": "agents",
+        "/api/v1/audit/executions/{execution_id}/replay": "agents",
     ]
 
     /// The execution bucket of a request, or nil for an ordinary one.

@@ -17,6 +17,7 @@ extension DomainError.Code {
     public static let executionAttemptsExhausted: Self = "execution.attempts_exhausted"
     public static let executionAttemptsRange: Self = "execution.attempts_range"
     public static let executionExists: Self = "execution.exists"
+    public static let executionForkCall: Self = "execution.fork_call"
     public static let executionInputEmpty: Self = "execution.input_empty"
     public static let executionInputTooLong: Self = "execution.input_too_long"
     public static let executionMessageMalformed: Self = "execution.message_malformed"

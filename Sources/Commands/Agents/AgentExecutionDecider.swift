@@ -8,6 +8,7 @@ import Foundation
 public enum AgentExecutionDecider: Decider {
     public enum Command: Sendable, Equatable {
         case request(RequestAgentExecution)
+        case fork(ForkAgentExecution)
         case start(StartAgentExecution)
         case recordLLMCall(AgentLLMCallRecorded)
         case recordToolInvocation(AgentToolInvoked)
@@ -45,6 +46,11 @@ public enum AgentExecutionDecider: Decider {
                 throw DomainError(.conflict, code: .executionExists, "execution \(request.executionID) already exists")
             }
             return [.requested(try request.event())]
+        case .fork(let fork):
+            guard state.status == .absent else {
+                throw DomainError(.conflict, code: .executionExists, "execution \(fork.executionID) already exists")
+            }
+            return [.requested(try fork.event())]
         case .start(let start):
             guard state.status != .absent else { throw notFound }
             try requireNotTerminal(state)
@@ -183,6 +189,67 @@ public struct RequestAgentExecution: Sendable, Equatable {
             executionID: executionID, agentID: agentID, ownerID: owner, input: input, parameters: parameters,
             instructions: agent.instructions ?? "", settings: settings, plugins: agent.plugins, timeoutSeconds: timeoutSeconds,
             maxAttempts: maxAttempts, requestedAt: now, persona: persona)
+    }
+}
+
+/// A new run forked from a recorded one at its model call `fromCall` (1-based, in its last
+/// attempt), optionally with another model, other instructions or another persona. It is a
+/// normal run: the same input, parameters, plugins and limits as its origin, starting from the
+/// conversation as the origin's call `fromCall` was asked, its system messages this run's own.
+public struct ForkAgentExecution: Sendable, Equatable {
+    public var executionID: UUID
+    public var origin: AgentExecutionRequested
+    /// The origin's recorded calls (its last attempt's), in order.
+    public var originCalls: [AgentLLMCallRecorded]
+    public var fromCall: Int
+    public var model: String?
+    public var instructions: String?
+    /// Another persona, rendered by the caller; nil keeps the origin's.
+    public var persona: AgentExecutionPersona?
+    public var now: Date
+
+    public init(
+        executionID: UUID, origin: AgentExecutionRequested, originCalls: [AgentLLMCallRecorded], fromCall: Int, model: String? = nil,
+        instructions: String? = nil, persona: AgentExecutionPersona? = nil, now: Date
+    ) {
+        self.executionID = executionID
+        self.origin = origin
+        self.originCalls = originCalls
+        self.fromCall = fromCall
+        self.model = model
+        self.instructions = instructions
+        self.persona = persona
+        self.now = now
+    }
+
+    func event() throws -> AgentExecutionRequested {
+        guard (1...max(1, originCalls.count)).contains(fromCall), fromCall <= originCalls.count else {
+            throw DomainError(
+                .invalid, code: .executionForkCall,
+                "from_call must be from 1 to \(originCalls.count), the model calls the run recorded in its last attempt")
+        }
+        var settings = origin.settings
+        if let model { settings.model = model }
+        try AgentRules.validate(settings)
+        let instructions = instructions ?? origin.instructions
+        try AgentRules.validate(instructions: instructions)
+        let persona = persona ?? origin.persona
+        // The conversation as call `fromCall` was asked, without its leading system messages.
+        guard case .object(let asked) = originCalls[fromCall - 1].request, case .array(let recorded)? = asked["messages"] else {
+            throw DomainError(.invalid, code: .executionForkCall, "the recorded call \(fromCall) has no messages to start from")
+        }
+        let conversation = recorded.drop { message in
+            if case .object(let fields) = message, fields["role"] == .string("system") { return true }
+            return false
+        }
+        var system: [JSONValue] = []
+        if let persona { system.append(.object(["role": .string("system"), "content": .string(persona.renderedPrompt)])) }
+        if !instructions.isEmpty { system.append(.object(["role": .string("system"), "content": .string(instructions)])) }
+        return AgentExecutionRequested(
+            executionID: executionID, agentID: origin.agentID, ownerID: origin.ownerID, input: origin.input, parameters: origin.parameters,
+            instructions: instructions, settings: settings, plugins: origin.plugins, timeoutSeconds: origin.timeoutSeconds,
+            maxAttempts: origin.maxAttempts, requestedAt: now, persona: persona,
+            fork: AgentExecutionFork(originExecutionID: origin.executionID, fromCall: fromCall, messages: .array(system + conversation)))
     }
 }
 

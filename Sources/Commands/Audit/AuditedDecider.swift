@@ -20,6 +20,74 @@ public struct AuditedDecider: Sendable {
     }
 }
 
+/// A point in a stream: a version (0 is before its first event), a time (the last event recorded
+/// at or before it), or its newest version.
+public enum StatePoint: Sendable, Equatable {
+    case version(Int64)
+    case at(Date)
+    case head
+}
+
+/// A state folded up to a point.
+public struct FoldedState: Sendable, Equatable {
+    public var streamID: String
+    public var version: Int64
+    public var recordedAt: Date?
+    public var state: JSONValue
+
+    public var json: JSONValue {
+        .object([
+            "stream_id": .string(streamID), "version": .number(Double(version)),
+            "recorded_at": recordedAt.map { .string(Timestamp.format($0)) } ?? .null, "state": state,
+        ])
+    }
+
+    /// The point without its state: what a diff names.
+    public var summary: JSONValue {
+        .object(["version": .number(Double(version)), "recorded_at": recordedAt.map { .string(Timestamp.format($0)) } ?? .null])
+    }
+}
+
+extension DomainError.Code {
+    public static let auditVersionOutOfRange: Self = "audit.version_out_of_range"
+    public static let auditStreamTooLong: Self = "audit.stream_too_long"
+}
+
+extension AuditedDecider {
+    /// The most events folded for one state.
+    public static let maximumFold = 100_000
+
+    /// Reads the stream from its first event up to the point, in pages, and folds it.
+    public func fold(_ stream: String, in store: any EventStore, to point: StatePoint, registry: EventRegistry) async throws -> FoldedState {
+        let head = try await store.streamVersion(stream)
+        var last = head
+        if case .version(let version) = point {
+            guard version <= head else {
+                throw DomainError(.invalid, code: .auditVersionOutOfRange, "the stream's newest version is \(head), not \(version)")
+            }
+            last = version
+        }
+        guard last <= Int64(Self.maximumFold) else {
+            throw DomainError(
+                .invalid, code: .auditStreamTooLong, "folding more than \(Self.maximumFold) events at once is refused; this stream has \(head)")
+        }
+        var events: [RecordedEvent] = []
+        var next: Int64 = 1
+        reading: while next <= last {
+            let page = try await store.readStream(stream, from: next, direction: .forward, limit: Int(min(1000, last - next + 1)))
+            guard !page.isEmpty else { break }
+            for event in page {
+                if case .at(let date) = point, event.recordedAt > date { break reading }
+                events.append(event)
+            }
+            next = page[page.count - 1].streamVersion + 1
+        }
+        return FoldedState(
+            streamID: stream, version: events.last?.streamVersion ?? 0, recordedAt: events.last?.recordedAt,
+            state: try state(after: events, registry: registry))
+    }
+}
+
 /// A decider's state as JSON, by reflection, so every decider can be audited without an encoder
 /// of its own: structs are objects (keys in snake_case), enums their case (with its payload as
 /// an object), optionals null or their value, sets sorted, dates RFC 3339, UUIDs lower-case.
@@ -102,7 +170,7 @@ public enum StateJSON {
     }
 
     /// One difference between two states, at a JSON pointer.
-    public struct Change: Sendable, Equatable, Encodable {
+    public struct Change: Sendable, Equatable {
         public var path: String
         public var before: JSONValue?
         public var after: JSONValue?
@@ -113,15 +181,12 @@ public enum StateJSON {
             self.after = after
         }
 
-        public func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(path, forKey: .path)
-            try container.encode(before ?? .null, forKey: .before)
-            try container.encode(after ?? .null, forKey: .after)
-            try container.encode(before == nil ? "added" : after == nil ? "removed" : "changed", forKey: .kind)
+        public var json: JSONValue {
+            .object([
+                "path": .string(path), "before": before ?? .null, "after": after ?? .null,
+                "kind": .string(before == nil ? "added" : after == nil ? "removed" : "changed"),
+            ])
         }
-
-        enum CodingKeys: String, CodingKey { case path, before, after, kind }
     }
 
     /// Every leaf that differs, by JSON pointer, in key order. Arrays of one length compare by

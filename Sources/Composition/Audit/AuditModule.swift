@@ -1,7 +1,9 @@
 import API
 import Adapters
+import Commands
 import Events
 import Projections
+import Workers
 
 /// The Audit module: the log read as it is, for people who must answer for it. A stream's
 /// history and every event of one request, owner-scoped from the log itself, and the signed
@@ -29,6 +31,13 @@ public struct AuditModule: ChronicleModule {
             }
         }
         guard app.roles.contains(.api) else { return }
-        app.add(routes: AuditController(store: app.platform.database.eventStore, registry: Modules.registry, deciders: Modules.deciders).mount)
+        let store = app.platform.database.eventStore
+        app.add(routes: AuditController(store: store, registry: Modules.registry, deciders: Modules.deciders).mount)
+        // Replays run the tools as the agent workers would, with this process's sandbox if it has one.
+        let tool = app.capability(SandboxTool.self)
+        let replayer = AgentRunReplay(
+            prices: app.capability(ChatModel.self)?.prices ?? .defaults, sandbox: tool.map { ($0.runner, $0.limits) }, logger: app.logger)
+        let personas = app.capability(PersonaRendering.self).map { PersonaPrompts(store: store, rendering: $0) }
+        app.add(routes: AuditRunsController(store: store, replayer: replayer, personas: personas).mount)
     }
 }

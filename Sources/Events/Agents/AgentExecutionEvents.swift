@@ -74,13 +74,16 @@ public struct AgentExecutionRequested: DomainEvent {
     public var requestedAt: Date
     /// The agent's persona, rendered with the run's parameters; absent when it has none.
     public var persona: AgentExecutionPersona?
+    /// Set when the run is a fork of another from one of its model calls.
+    public var fork: AgentExecutionFork?
 
     public init(
         executionID: UUID, agentID: UUID, ownerID: String, input: String, parameters: [String: JSONValue], instructions: String,
         settings: AgentModelSettings, plugins: [String], timeoutSeconds: Int, maxAttempts: Int, requestedAt: Date,
-        persona: AgentExecutionPersona? = nil
+        persona: AgentExecutionPersona? = nil, fork: AgentExecutionFork? = nil
     ) {
         self.persona = persona
+        self.fork = fork
         self.executionID = executionID
         self.agentID = agentID
         self.ownerID = ownerID
@@ -98,7 +101,28 @@ public struct AgentExecutionRequested: DomainEvent {
         case executionID = "executionId"
         case agentID = "agentId"
         case ownerID = "ownerId"
-        case input, parameters, instructions, settings, plugins, timeoutSeconds, maxAttempts, requestedAt, persona
+        case input, parameters, instructions, settings, plugins, timeoutSeconds, maxAttempts, requestedAt, persona, fork
+    }
+}
+
+/// A run forked from another one's model call `fromCall`: it starts from the conversation as that
+/// call was asked (what the model had said and the tools had answered before it), with this
+/// run's own system messages (instructions, persona), and goes on with its own model.
+public struct AgentExecutionFork: Codable, Sendable, Equatable {
+    public var originExecutionID: UUID
+    public var fromCall: Int
+    /// The chat messages the run starts with, in the OpenAI shape.
+    public var messages: JSONValue
+
+    public init(originExecutionID: UUID, fromCall: Int, messages: JSONValue) {
+        self.originExecutionID = originExecutionID
+        self.fromCall = fromCall
+        self.messages = messages
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case originExecutionID = "originExecutionId"
+        case fromCall, messages
     }
 }
 

@@ -139,9 +139,14 @@ struct Conversation: Sendable {
 
     func loop() async throws {
         var messages: [ChatMessage] = []
-        if let persona = request.persona { messages.append(ChatMessage(role: .system, content: persona.renderedPrompt)) }
-        if !request.instructions.isEmpty { messages.append(ChatMessage(role: .system, content: request.instructions)) }
-        messages.append(ChatMessage(role: .user, content: request.input))
+        if let fork = request.fork {
+            // A fork starts where its origin's call was asked, with its own system messages.
+            messages = try EventCoding.decode([ChatMessage].self, from: try EventCoding.encode(fork.messages))
+        } else {
+            if let persona = request.persona { messages.append(ChatMessage(role: .system, content: persona.renderedPrompt)) }
+            if !request.instructions.isEmpty { messages.append(ChatMessage(role: .system, content: request.instructions)) }
+            messages.append(ChatMessage(role: .user, content: request.input))
+        }
         let tools = request.plugins.compactMap(AgentPlugins.tool(named:)).map {
             ToolSpec(name: $0.functionName, description: $0.description, parameters: $0.parameters)
         }
