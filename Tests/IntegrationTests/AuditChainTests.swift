@@ -183,6 +183,30 @@ import Testing
         }
     }
 
+    /// The projectors role signs checkpoints on its own, every CHRONICLE_AUDIT_CHECKPOINT_SECONDS.
+    @Test func aServerSignsCheckpointsPeriodicallyWithTheConfiguredKey() async throws {
+        try await TestServers.withDatabase { database in
+            for n in 1...5 { _ = try await database.eventStore.append(to: "probe-\(n)", expected: .noStream, events: [Self.event(n)]) }
+            let process = try CLIProcess.start(
+                ["serve", "--roles", "projectors", "--database-url", CLITests.url(database)],
+                environment: CLIProcess.environment([
+                    "CHRONICLE_AUDIT_SIGNING_KEY": Self.key.signingKeyForTests, "CHRONICLE_AUDIT_CHECKPOINT_SECONDS": "1",
+                ]))
+            try await CLIProcess.stopping(process) {
+                let log = PostgresAuditLog(client: database.client, logger: TestServers.logger)
+                let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+                while try await log.checkpoints(after: nil).reduce(0, { $0 + $1.eventCount }) < 5, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                let taken = try await log.checkpoints(after: nil)
+                #expect(taken.reduce(0) { $0 + $1.eventCount } >= 5, "no checkpoint covered the events: \(taken)")
+                #expect(taken.allSatisfy { $0.keyID == Self.key.id })
+                let result = try await log.verify(key: Self.key)
+                #expect(result.clean && result.signaturesChecked, "\(result.findings)")
+            }
+        }
+    }
+
     static func url(_ name: String) throws -> String {
         let s = try TestServers.postgres().with(database: name)
         return "postgres://\(s.username)@\(s.host):\(s.port)/\(s.database)?sslmode=disable"

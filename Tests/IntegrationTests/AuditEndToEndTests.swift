@@ -131,6 +131,10 @@ import Testing
                     #expect(forked.headers["location"] == "/api/v1/agents/\(agent)/executions/\(fork)")
                     let done = try await client.poll("/api/v1/agents/\(agent)/executions/\(fork)", until: AgentsEndToEndTests.terminal)
                     #expect(done.json["status"] as? String == "completed")
+                    #expect(done.json["forked_from"] as? String == origin && done.json["from_call"] as? Int == 2, "\(done.text)")
+                    let listed = try await client.send("GET", "/api/v1/agents/\(agent)/executions")
+                    let row = (listed.json["items"] as? [[String: Any]])?.first { $0["execution_id"] as? String == fork }
+                    #expect(row?["forked_from"] as? String == origin && row?["from_call"] as? Int == 2, "\(listed.text)")
                     // It started from call 2's conversation: the tool's answer was already in it.
                     let sent = try #require(stub.requests(model: "stub-echo").first)
                     let messages = (try JSONSerialization.jsonObject(with: sent.raw) as? [String: Any])?["messages"] as? [[String: Any]] ?? []

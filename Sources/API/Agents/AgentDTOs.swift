@@ -168,9 +168,14 @@ enum AgentDTO {
         var cost: Double
         var requestedAt: String?
         var finishedAt: String?
+        /// A fork's origin and the model call it started from.
+        var forkedFrom: String?
+        var fromCall: Int?
 
         enum CodingKeys: String, CodingKey {
             case status, output, error, model, cost
+            case forkedFrom = "forked_from"
+            case fromCall = "from_call"
             case executionID = "execution_id"
             case agentID = "agent_id"
             case durationMs = "duration_ms"
@@ -197,6 +202,8 @@ enum AgentDTO {
             try container.encode(cost, forKey: .cost)
             try container.encode(requestedAt, forKey: .requestedAt)
             try container.encode(finishedAt, forKey: .finishedAt)
+            try container.encode(forkedFrom, forKey: .forkedFrom)
+            try container.encode(fromCall, forKey: .fromCall)
         }
 
         init(_ view: ExecutionView) {
@@ -213,6 +220,8 @@ enum AgentDTO {
             cost = view.cost
             requestedAt = view.requestedAt.map(Timestamp.format)
             finishedAt = view.finishedAt.map(Timestamp.format)
+            forkedFrom = view.forkedFrom?.uuidString.lowercased()
+            fromCall = view.fromCall
         }
     }
 

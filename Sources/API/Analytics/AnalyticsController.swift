@@ -80,22 +80,24 @@ public struct AnalyticsController: Sendable {
 
     /// `?group_by=day|agent|model|user` (day).
     @Sendable func usage(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
-        let principal = try context.requirePrincipal()
-        let (from, to) = try Self.range(request)
-        let grouping: UsageGrouping = try Self.grouping(request, default: .day)
-        let (scope, name) = Self.scope(principal)
-        let (groups, total) = try await queries.usage(scope, from: from, to: to, groupBy: grouping)
-        return try Reply.json(
-            Answer(from: from, to: to, groupBy: grouping.rawValue, scope: name, groups: groups, total: total), status: .ok, context: context)
+        try await answer(request, context, default: UsageGrouping.day) { try await queries.usage($0, from: $1, to: $2, groupBy: $3) }
     }
 
     /// `?group_by=day|user|language|status` (day).
     @Sendable func sandbox(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
+        try await answer(request, context, default: SandboxGrouping.day) { try await queries.sandbox($0, from: $1, to: $2, groupBy: $3) }
+    }
+
+    /// The range, the grouping and the caller's scope from the request, then the read.
+    func answer<G: RawRepresentable & CaseIterable>(
+        _ request: Request, _ context: ChronicleRequestContext, default grouping: G,
+        _ read: (AnalyticsScope, Date, Date, G) async throws -> (groups: [JSONValue], total: JSONValue)
+    ) async throws -> Response where G.RawValue == String {
         let principal = try context.requirePrincipal()
         let (from, to) = try Self.range(request)
-        let grouping: SandboxGrouping = try Self.grouping(request, default: .day)
+        let grouping = try Self.grouping(request, default: grouping)
         let (scope, name) = Self.scope(principal)
-        let (groups, total) = try await queries.sandbox(scope, from: from, to: to, groupBy: grouping)
+        let (groups, total) = try await read(scope, from, to, grouping)
         return try Reply.json(
             Answer(from: from, to: to, groupBy: grouping.rawValue, scope: name, groups: groups, total: total), status: .ok, context: context)
     }

@@ -68,18 +68,21 @@ public struct AgentReadModels: AgentQueries {
         }
     }
 
-    typealias ExecutionRow = (UUID, UUID, String, String, String?, String?, String, Int64, Int64, Double, Int64?, Date, Date?, Int64)
+    typealias ExecutionRow = (UUID, UUID, String, String, String?, String?, String, Int64, Int64, Double, Int64?, Date, Date?, Int64, UUID?, Int32?)
 
     static func execution(_ row: ExecutionRow) -> ExecutionView {
-        ExecutionView(
+        var view = ExecutionView(
             id: row.0, agentID: row.1, ownerID: row.2, status: row.3, output: row.4.map(PostgresText.decode), error: row.5.map(PostgresText.decode), model: PostgresText.decode(row.6),
             promptTokens: Int(row.7), completionTokens: Int(row.8), cost: row.9, durationMs: row.10.map(Int.init), requestedAt: row.11,
             finishedAt: row.12, version: row.13)
+        view.forkedFrom = row.14
+        view.fromCall = row.15.map(Int.init)
+        return view
     }
 
     static let executionColumns = """
         execution_id, agent_id, owner_id, status, output, error, model, prompt_tokens, completion_tokens, cost, duration_ms,
-        requested_at, finished_at, version
+        requested_at, finished_at, version, forked_from, from_call
         """
 
     /// Runs not ended and requested before `date`, oldest first: the watchdog's candidates.
@@ -144,11 +147,14 @@ public struct AgentReadModels: AgentQueries {
         let finished = fields["finished_at"].flatMap(Timestamp.parse)
         let duration = fields["duration_ms"].flatMap(Int.init)
             ?? finished.map { Int(($0.timeIntervalSince(started ?? requested ?? $0) * 1000).rounded()) }
-        return ExecutionView(
+        var view = ExecutionView(
             id: id, agentID: agent, ownerID: owner, status: status, output: fields["output"], error: fields["error"], model: fields["model"],
             promptTokens: fields["prompt_tokens"].flatMap(Int.init) ?? 0, completionTokens: fields["completion_tokens"].flatMap(Int.init) ?? 0,
             cost: fields["cost"].flatMap(Double.init) ?? 0, durationMs: duration, requestedAt: requested, finishedAt: finished,
             version: fields["version"].flatMap(Int64.init) ?? 0)
+        view.forkedFrom = fields["forked_from"].flatMap(UUID.init(uuidString:))
+        view.fromCall = fields["from_call"].flatMap(Int.init)
+        return view
     }
 
     public func usage(agent: UUID, days: Int) async throws -> [AgentUsageDay] {

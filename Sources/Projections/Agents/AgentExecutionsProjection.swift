@@ -30,7 +30,9 @@ public struct AgentExecutionsProjection: PostgresProjection {
                 version           bigint NOT NULL,
                 requested_at      timestamptz NOT NULL,
                 started_at        timestamptz,
-                finished_at       timestamptz
+                finished_at       timestamptz,
+                forked_from       uuid,
+                from_call         integer
             );
             CREATE INDEX IF NOT EXISTS {agent_executions}_agent_idx ON {agent_executions} (agent_id, requested_at DESC, execution_id);
             CREATE INDEX IF NOT EXISTS {agent_executions}_agent_status_idx ON {agent_executions} (agent_id, status, requested_at DESC)
@@ -43,10 +45,11 @@ public struct AgentExecutionsProjection: PostgresProjection {
         switch try registry.decode(event, as: AgentExecutionEvent.self) {
         case .requested(let requested):
             return [SQLStatement("""
-                INSERT INTO {agent_executions} (execution_id, agent_id, owner_id, status, input, model, version, requested_at)
-                VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7) ON CONFLICT (execution_id) DO NOTHING
+                INSERT INTO {agent_executions} (execution_id, agent_id, owner_id, status, input, model, version, requested_at, forked_from, from_call)
+                VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9) ON CONFLICT (execution_id) DO NOTHING
                 """, [.uuid(requested.executionID), .uuid(requested.agentID), .text(requested.ownerID), .text(requested.input),
-                      .text(requested.settings.model), version, .timestamp(requested.requestedAt)])]
+                      .text(requested.settings.model), version, .timestamp(requested.requestedAt),
+                      requested.fork.map { .uuid($0.originExecutionID) } ?? .null, requested.fork.map { .int(Int64($0.fromCall)) } ?? .null])]
         case .started(let started):
             // A restarted attempt begins its token count again: the totals describe the attempt
             // that produced the outcome (per-day usage, in its own model, counts every call).

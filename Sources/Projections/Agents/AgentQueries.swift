@@ -53,6 +53,9 @@ public struct ExecutionView: Sendable, Equatable {
     public var requestedAt: Date?
     public var finishedAt: Date?
     public var version: Int64
+    /// The run this one was forked from, and the model call it started at.
+    public var forkedFrom: UUID?
+    public var fromCall: Int?
 
     public init(
         id: UUID, agentID: UUID, ownerID: String, status: String, output: String?, error: String?, model: String?, promptTokens: Int,

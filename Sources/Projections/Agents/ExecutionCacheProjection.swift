@@ -24,7 +24,7 @@ public struct ExecutionCacheProjection: RedisProjection {
                 "execution_id": requested.executionID.uuidString.lowercased(), "agent_id": requested.agentID.uuidString.lowercased(),
                 "owner_id": requested.ownerID, "status": "pending", "model": requested.settings.model,
                 "requested_at": Timestamp.format(requested.requestedAt), "version": version,
-            ])]
+            ].merging(requested.fork.map { ["forked_from": $0.originExecutionID.uuidString.lowercased(), "from_call": String($0.fromCall)] } ?? [:]) { a, _ in a })]
         case .started(let started):
             return [.hashSet(key: Self.key(started.executionID), fields: [
                 "status": "running", "attempt": String(started.attempt), "started_at": Timestamp.format(started.startedAt),
