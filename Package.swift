@@ -31,6 +31,8 @@ let package = Package(
         // System libraries: wired now so every build proves they are installed and link.
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+        // PostgreSQL's own grammar (libpg_query, PG 15), for the Text-to-SQL validator.
+        .systemLibrary(name: "CPgQuery", path: "Sources/CPgQuery", providers: [.apt(["libpg-query-dev"])]),
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
 
         // The sandbox's isolation runner: single-threaded C, because namespaces, mounts, rlimits
@@ -71,7 +73,7 @@ let package = Package(
             name: "Adapters",
             dependencies: [
                 "Events", "Commands", "Projections", "Workers",
-                "CHiredis", "CRabbitMQ", "CSeccomp",
+                "CHiredis", "CRabbitMQ", "CSeccomp", "CPgQuery",
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
