@@ -204,6 +204,7 @@ import Testing
                 AuditController(store: identity.store, registry: EventRegistry()).mount,
                 AnalyticsController(queries: NoAnalytics()).mount,
                 AuditRunsController(store: identity.store, replayer: AgentRunReplay(logger: Logger(label: "test")), personas: nil).mount,
+                SqlController(store: identity.store, schema: { SqlSchema(relations: []) }).mount,
             ]
         ) { .init(ready: true) })
         let routed = Set(router.routes.map { route -> String in

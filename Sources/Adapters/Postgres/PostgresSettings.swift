@@ -34,6 +34,14 @@ public struct PostgresSettings: Sendable, Equatable {
     }
 
     /// The same server, another database: for tests that each create their own.
+    /// The same server and database, as another login.
+    public func with(username: String, password: String?) -> PostgresSettings {
+        var copy = self
+        copy.username = username
+        copy.password = password
+        return copy
+    }
+
     public func with(database: String) -> PostgresSettings {
         var copy = self
         copy.database = database

@@ -64,8 +64,10 @@ extension PostgresProjectionStore {
                 position = last.checkpoint
             }
             for table in projection.tables {
-                // Drop and create, not replace: the new generation may have other columns.
-                _ = try await connection.query(PostgresQuery(unsafeSQL: "DROP VIEW IF EXISTS \(table.name)"), logger: logger)
+                // Drop and create, not replace: the new generation may have other columns. Views
+                // over this one (Text-to-SQL's chronicle_data) go with it; their module makes
+                // them again before it next reads them.
+                _ = try await connection.query(PostgresQuery(unsafeSQL: "DROP VIEW IF EXISTS \(table.name) CASCADE"), logger: logger)
                 _ = try await connection.query(
                     PostgresQuery(unsafeSQL: "CREATE VIEW \(table.name) AS SELECT * FROM \(tables[table.name]!)"), logger: logger)
             }
@@ -122,7 +124,7 @@ extension PostgresProjectionStore {
             try await transaction { connection in
                 let generation = try await Self.generation(of: projection.name, on: connection, logger: logger)
                 for (name, physical) in physicalNames(generation: generation) {
-                    _ = try await connection.query(PostgresQuery(unsafeSQL: "DROP VIEW IF EXISTS \(name)"), logger: logger)
+                    _ = try await connection.query(PostgresQuery(unsafeSQL: "DROP VIEW IF EXISTS \(name) CASCADE"), logger: logger)
                     _ = try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(physical)"), logger: logger)
                 }
                 try await createTables(generation: generation, on: connection, pointViews: true)

@@ -1,3 +1,4 @@
+import Commands
 import Events
 import Foundation
 
@@ -284,5 +285,11 @@ public struct SqlValidator: Sendable {
                 refuse("sql.relation_not_allowed", "\(relation) is not an exposed relation")
             }
         }
+    }
+}
+
+extension SqlValidator: SqlValidating {
+    public func violations(of sql: String) -> [SqlRuleViolation] {
+        check(sql).map { SqlRuleViolation(rule: $0.rule, detail: $0.detail) }
     }
 }

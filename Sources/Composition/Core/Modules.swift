@@ -7,7 +7,7 @@ import Events
 /// adding its manifest here.
 public enum Modules {
     public static let all: [any ChronicleModule] = [
-        IdentityModule(), SandboxModule(), LanguageModelsModule(), PersonasModule(), AgentsModule(), OperationsModule(), AnalyticsModule(), AuditModule(),
+        IdentityModule(), SandboxModule(), LanguageModelsModule(), PersonasModule(), AgentsModule(), SqlModule(), OperationsModule(), AnalyticsModule(), AuditModule(),
     ]
 
     /// Every event type any module has ever stored, with its upcasters.

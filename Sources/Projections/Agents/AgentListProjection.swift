@@ -16,6 +16,7 @@ public struct AgentListProjection: PostgresProjection {
             CREATE TABLE IF NOT EXISTS {agents_by_owner} (
                 agent_id     uuid PRIMARY KEY,
                 owner_id     text NOT NULL,
+                tenant_id    text,
                 name         text NOT NULL,
                 instructions text NOT NULL,
                 model        text NOT NULL,
@@ -39,11 +40,12 @@ public struct AgentListProjection: PostgresProjection {
         case .created(let created):
             return [SQLStatement("""
                 INSERT INTO {agents_by_owner} (agent_id, owner_id, name, instructions, model, temperature, max_tokens, plugins,
-                                               status, version, created_at, updated_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, 'active', $9, $10, $10) ON CONFLICT (agent_id) DO NOTHING
+                                               status, version, created_at, updated_at, tenant_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, 'active', $9, $10, $10, $11) ON CONFLICT (agent_id) DO NOTHING
                 """, [.uuid(created.agentID), .text(created.ownerID), .text(created.name), .text(created.instructions),
                       .text(created.settings.model), .double(created.settings.temperature), .int(Int64(created.settings.maxTokens)),
-                      .json(try JSONEncoder().encode(created.plugins)), version, .timestamp(created.createdAt)])]
+                      .json(try JSONEncoder().encode(created.plugins)), version, .timestamp(created.createdAt),
+                      event.metadata.tenantID.map(SQLValue.text) ?? .null])]
         case .instructionsChanged(let changed):
             return [update(changed.agentID, "instructions = $4", [.text(changed.instructions)], version, changed.changedAt)]
         case .renamed(let renamed):

@@ -79,6 +79,15 @@ final class StubModelServer: Sendable {
             let score = task.contains("REGRESS") && task.contains("The user's message was: hard") ? 2 : 8
             let verdict = "{\"tone\": \(score), \"role_adherence\": \(score), \"trait_alignment\": \(score), \"reasoning\": \"stub judge\"}"
             return Self.completion(model: model, message: ["role": "assistant", "content": verdict], finish: "stop")
+        case "stub-sql-all":
+            // A model that ignores whose data it is asked about: every row of every owner.
+            return Self.completion(
+                model: model, message: ["role": "assistant", "content": "```sql\nSELECT owner_id, count(*) AS runs FROM agent_runs GROUP BY owner_id ORDER BY owner_id\n```"],
+                finish: "stop")
+        case "stub-sql-escape":
+            // A model turned against its user: another schema, then a stacked write.
+            return Self.completion(
+                model: model, message: ["role": "assistant", "content": "SELECT * FROM public.agent_run_analytics; DELETE FROM events"], finish: "stop")
         case "stub-tool":
             if messages.last?["role"] as? String != "tool" {
                 let call: [String: Any] = ["id": "call_1", "type": "function", "function": ["name": "math_evaluate", "arguments": "{\"expression\":\"6*7\"}"]]
