@@ -25,17 +25,17 @@ struct Bench: AsyncParsableCommand {
 
     @Option(help: "Concurrent connections of the HTTP load generator") var connections: Int = 32
 
-    @Option(help: "Only these groups, comma-separated: eventstore, readside, api, body, sandbox, personas (default: all)") var only: String?
+    @Option(help: "Only these groups, comma-separated: eventstore, readside, api, body, sandbox, personas, sql (default: all)") var only: String?
 
     func validate() throws {
         guard seconds > 0, seconds <= 300 else { throw ValidationError("--seconds must be in (0, 300]") }
         guard (1_000...10_000_000).contains(rebuildEvents) else { throw ValidationError("--rebuild-events must be 1000 to 10000000") }
         guard (100...1_000_000).contains(relayEvents) else { throw ValidationError("--relay-events must be 100 to 1000000") }
         guard (1...1000).contains(connections) else { throw ValidationError("--connections must be 1 to 1000") }
-        if let unknown = groups.subtracting(Self.allGroups).first { throw ValidationError("unknown group '\(unknown)'; groups are eventstore, readside, api, body, sandbox, personas") }
+        if let unknown = groups.subtracting(Self.allGroups).first { throw ValidationError("unknown group '\(unknown)'; groups are eventstore, readside, api, body, sandbox, personas, sql") }
     }
 
-    static let allGroups: Set<String> = ["eventstore", "readside", "api", "body", "sandbox", "personas"]
+    static let allGroups: Set<String> = ["eventstore", "readside", "api", "body", "sandbox", "personas", "sql"]
 
     var groups: Set<String> {
         guard let only else { return Self.allGroups }
@@ -55,7 +55,7 @@ struct Bench: AsyncParsableCommand {
         if groups.contains("body") { RequestBodyBenchmark(report: BenchReport(durability: [:])).run() }
         // In-process, no database: the template engine beside Jinja2.
         if groups.contains("personas") { try PersonaBenchmark(report: BenchReport(durability: [:]), seconds: max(2, Int(seconds))).run() }
-        guard !groups.isDisjoint(with: ["eventstore", "readside", "api"]) else { return }
+        guard !groups.isDisjoint(with: ["eventstore", "readside", "api", "sql"]) else { return }
         try await ChronicleDatabase.withRunning(base, logger: logger) { admin in
             try await admin.dropDatabase(name)
             try await admin.createDatabase(name)
@@ -65,6 +65,9 @@ struct Bench: AsyncParsableCommand {
                     let report = BenchReport(durability: try await database.durabilitySettings())
                     if groups.contains("eventstore") {
                         try await EventStoreBenchmark(database: database, duration: .milliseconds(Int64(seconds * 1000)), report: report).run()
+                    }
+                    if groups.contains("sql") {
+                        try await SqlBenchmark(database: database, report: report, seconds: max(2, seconds), logger: logger).run()
                     }
                     let platform = try ChronicleApp.platform(postgres: database, settings: Settings(), logger: logger)
                     if groups.contains("readside") {

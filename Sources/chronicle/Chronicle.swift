@@ -7,7 +7,7 @@ struct Chronicle: AsyncParsableCommand {
         commandName: "chronicle",
         abstract: "Chronicle: the event-sourced backend of an AI workflow platform.",
         subcommands: [
-            Serve.self, Migrate.self, UsersCommand.self, EventsCommand.self, ProjectionsCommand.self, ParkedCommand.self, SettingsCommand.self, AuditCommand.self,
+            Serve.self, Migrate.self, UsersCommand.self, EventsCommand.self, ProjectionsCommand.self, ParkedCommand.self, SettingsCommand.self, AuditCommand.self, SqlCommand.self,
         ])
 }
 

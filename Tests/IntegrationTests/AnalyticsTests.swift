@@ -93,7 +93,10 @@ import Testing
                 #expect(groups[1]["runs"] as? Int == 8 && groups[1]["duration_ms_p50"] as? Int == 80)
 
                 // The admin sees the tenant: 25 completed durations; the 13th and the 24th.
-                let tenant = try await admin.send("GET", "/api/v1/analytics/usage?\(range)&group_by=user")
+                // Bob's runs were appended after alice's: the projector may not have reached them yet.
+                let tenant = try await admin.poll("/api/v1/analytics/usage?\(range)&group_by=user") {
+                    ($0["total"] as? [String: Any])?["runs"] as? Int == 32
+                }
                 #expect(tenant.json["scope"] as? String == "tenant")
                 let all = try #require(tenant.json["total"] as? [String: Any])
                 #expect(all["runs"] as? Int == 32 && all["duration_ms_p50"] as? Int == 65 && all["duration_ms_p95"] as? Int == 4000)

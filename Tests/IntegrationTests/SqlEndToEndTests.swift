@@ -103,4 +103,36 @@ import Testing
             }
         }
     }
+
+    /// History as an older policy judged it: one statement it refused that the validator now
+    /// admits, one it ran that the validator now refuses, one unchanged.
+    @Test func revalidateTriesTheCurrentValidatorOnTheLoggedStatements() async throws {
+        try await TestServers.withDatabase { database in
+            let cases: [(String, Bool)] = [("SELECT count(*) FROM agent_runs", false), ("SELECT pg_sleep(1)", true), ("SELECT * FROM agents", true)]
+            var ids: [UUID] = []
+            for (sql, accepted) in cases {
+                let id = UUID()
+                ids.append(id)
+                let requested = SqlQueryRequested(
+                    queryID: id, ownerID: "u1", tenantID: nil, scope: .owner, datasourceID: "chronicle", question: nil, sql: sql, requestedAt: Date())
+                let outcome: any DomainEvent =
+                    accepted
+                    ? SqlQueryExecuted(queryID: id, sql: sql, columns: [], rows: [], rowCount: 0, truncated: false, durationMs: 1, cost: 1, executedAt: Date())
+                    : SqlQueryRejected(queryID: id, sql: sql, violations: [.init(rule: "sql.old_rule", detail: "an older policy")], rejectedAt: Date())
+                _ = try await database.eventStore.append(
+                    to: SqlQueryDecider.streamID(id).description, expected: .noStream,
+                    events: [try NewEvent(requested, id: UUID(), metadata: .init()), try NewEvent(outcome, id: UUID(), metadata: .init())])
+            }
+            let result = try await CLIProcess.run(["sql", "revalidate", "--database-url", CLITests.url(database)])
+            #expect(result.status == 0, "\(result.stderr)")
+            let lines = result.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            #expect(lines.count == 3, "\(result.stdout)")
+            let changed = Dictionary(uniqueKeysWithValues: lines.dropLast().compactMap { line in
+                (line["query_id"] as? String).map { ($0, line["now"] as? String ?? "") }
+            })
+            #expect(changed == [ids[0].uuidString.lowercased(): "accepted", ids[1].uuidString.lowercased(): "rejected"])
+            let summary = lines.last ?? [:]
+            #expect(summary["checked"] as? Int == 3 && summary["now_refused"] as? Int == 1 && summary["now_allowed"] as? Int == 1 && summary["unchanged"] as? Int == 1)
+        }
+    }
 }

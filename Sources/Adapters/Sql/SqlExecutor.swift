@@ -311,6 +311,12 @@ extension SqlExecutor {
         return SqlSchema(relations: relations)
     }
 
+    /// The validator's policy over the platform's own data, from the views' declarations alone
+    /// (what `chronicle sql revalidate` checks history against, with no database at hand).
+    public static var ownDataValidator: SqlValidator {
+        SqlValidator(policy: .init(schemas: ["chronicle_data"], relations: Set(views.map { "chronicle_data.\($0.name)" })))
+    }
+
     /// The validator's policy over a schema: its schema names and relations, nothing else.
     public static func validator(for schema: SqlSchema) -> SqlValidator {
         SqlValidator(policy: .init(
