@@ -81,6 +81,17 @@ public struct SqlExecutor: Sendable {
         public var columns: [(name: String, comment: String)]
     }
 
+    /// Revoked from PUBLIC by `prepare` where it may (see there).
+    public static let revoked = [
+        "pg_sleep", "pg_sleep_for", "pg_sleep_until", "pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock",
+        "pg_try_advisory_lock_shared", "pg_advisory_xact_lock", "pg_advisory_xact_lock_shared", "pg_try_advisory_xact_lock",
+        "pg_try_advisory_xact_lock_shared", "pg_notify", "set_config", "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema",
+        "cursor_to_xml", "cursor_to_xmlschema", "table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema", "schema_to_xml",
+        "schema_to_xmlschema", "schema_to_xml_and_xmlschema", "database_to_xml", "database_to_xmlschema", "database_to_xml_and_xmlschema",
+        "lo_create", "lo_creat", "lo_open", "lo_put", "lo_get", "lo_from_bytea", "lo_unlink", "lo_import", "lo_export", "loread", "lowrite",
+        "pg_cancel_backend", "pg_terminate_backend", "pg_reload_conf", "nextval", "setval", "currval", "lastval",
+    ]
+
     public static let views: [View] = [
         View(
             name: "agents", source: "agents_by_owner", comment: "Agents: each a model, instructions and tools, owned by one user",
@@ -142,6 +153,27 @@ public struct SqlExecutor: Sendable {
         }
         // Set where allowed (a superuser's): the reader's spill to disk is bounded in every session.
         try? await execute("ALTER ROLE \(role) SET temp_file_limit = '\(limits.tempFileLimitKiB)kB'")
+        // Functions no query needs and an attacker would want: sleeping, locks, notifications,
+        // settings, running SQL from a string, large objects, signals, sequences. Revoked from
+        // PUBLIC in this database (kept for the application's own login), where this login owns
+        // them (a superuser); elsewhere the other layers stop them and the operator is told.
+        do {
+            try await execute("""
+                DO $$
+                DECLARE f regprocedure;
+                BEGIN
+                    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+                             WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname = ANY (ARRAY[\(revoked.map(literal).joined(separator: ", "))])
+                    LOOP
+                        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, current_user);
+                        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+                    END LOOP;
+                END
+                $$
+                """)
+        } catch {
+            logger.warning("dangerous functions could not be revoked from PUBLIC (this login does not own them); revoke them as a superuser")
+        }
         for view in missing {
             let sources = try await all(admin.query("SELECT to_regclass(\(view.source)) IS NOT NULL", logger: logger).decode(Bool.self))
             guard sources.first == true else { continue }
