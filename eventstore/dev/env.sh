@@ -19,3 +19,6 @@ echo "export CHRONICLE_JWT_SECRET='$(cat "$CHRONICLE_DATA/jwt-secret")'"
 # checks them with it.
 [ -s "$CHRONICLE_DATA/audit-signing-key" ] || (umask 077; head -c 32 /dev/urandom | base64 | tr -d '\n' > "$CHRONICLE_DATA/audit-signing-key")
 echo "export CHRONICLE_AUDIT_SIGNING_KEY='$(cat "$CHRONICLE_DATA/audit-signing-key")'"
+# The key that seals registered Text-to-SQL databases' credentials (AES-GCM, 32 random bytes).
+[ -s "$CHRONICLE_DATA/sql-credentials-key" ] || (umask 077; head -c 32 /dev/urandom | base64 | tr -d '\n' > "$CHRONICLE_DATA/sql-credentials-key")
+echo "export CHRONICLE_SQL_CREDENTIALS_KEY='$(cat "$CHRONICLE_DATA/sql-credentials-key")'"

@@ -10,16 +10,21 @@ public struct SqlController: Sendable {
     let queries: CommandHandler<SqlQueryDecider>
     /// The platform's own data, introspected (views, columns, comments, and the schema's hash).
     let schema: @Sendable () async throws -> SqlSchema
+    /// Registered outside databases; nil where this process has none.
+    let datasources: (any SqlDatasourceRegistry)?
 
-    public init(store: any EventStore, schema: @escaping @Sendable () async throws -> SqlSchema) {
+    public init(store: any EventStore, schema: @escaping @Sendable () async throws -> SqlSchema, datasources: (any SqlDatasourceRegistry)? = nil) {
         queries = CommandHandler(store: store)
         self.schema = schema
+        self.datasources = datasources
     }
 
     public func addRoutes(to group: RouterGroup<ChronicleRequestContext>) {
         group.post("queries", use: ask)
         group.get("queries/:id", use: show)
-        group.get("datasources", use: datasources)
+        group.get("datasources", use: listDatasources)
+        group.post("datasources", use: register)
+        group.delete("datasources/:id", use: remove)
         group.get("datasources/:id/schema", use: datasourceSchema)
     }
 
@@ -42,12 +47,14 @@ public struct SqlController: Sendable {
         let principal = try context.requirePrincipal()
         try principal.requireWrite()
         let body = try await request.decode(as: Ask.self, context: context)
+        let source = body.datasourceID ?? SqlQueryDecider.ownData
+        if source != SqlQueryDecider.ownData { _ = try await owned(source, principal) }
         let command = try CommandContext.from(request, context: context)
         let queryID = command.derivedID("sql-query")
         let result = try await queries.handle(
             .request(SqlQueryRequested(
                 queryID: queryID, ownerID: principal.userID, tenantID: principal.tenantID, scope: principal.isAdmin ? .tenant : .owner,
-                datasourceID: body.datasourceID ?? SqlQueryDecider.ownData, question: body.question, sql: body.sql, requestedAt: command.now)),
+                datasourceID: source, question: body.question, sql: body.sql, requestedAt: command.now)),
             on: SqlQueryDecider.streamID(queryID), context: command)
         let id = queryID.uuidString.lowercased()
         return try Reply.json(
@@ -90,7 +97,24 @@ public struct SqlController: Sendable {
             ]), status: .ok, version: version, context: context)
     }
 
-    @Sendable func datasources(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
+    /// A registered source the principal owns (an admin: any), or 404.
+    func owned(_ id: String, _ principal: Principal) async throws -> SqlDatasourceRegistered {
+        guard let datasources, let uuid = UUID(uuidString: id), let registered = try await datasources.registration(uuid),
+            principal.mayAccess(owner: registered.ownerID)
+        else { throw Self.sourceNotFound }
+        return registered
+    }
+
+    static func describe(_ registered: SqlDatasourceRegistered) -> JSONValue {
+        .object([
+            "id": .string(registered.datasourceID.uuidString.lowercased()), "name": .string(registered.name),
+            "schemas": .array(registered.schemas.map(JSONValue.string)), "host": .string(registered.host), "port": .number(Double(registered.port)),
+            "database": .string(registered.database), "username": .string(registered.username),
+            "registered_at": .string(Timestamp.format(registered.registeredAt)),
+        ])
+    }
+
+    @Sendable func listDatasources(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
         _ = try context.requirePrincipal()
         return try Reply.json(
             JSONValue.object(["items": .array([.object([
@@ -98,13 +122,53 @@ public struct SqlController: Sendable {
             ])])]), status: .ok, context: context)
     }
 
+    struct Register: Decodable {
+        var name: String
+        var url: String
+        var schemas: [String]
+    }
+
+    /// `{name, url, schemas}` → 201 with the source (never its credentials). Checked first: the
+    /// database is reachable, and the role is no superuser and can write nothing it exposes.
+    @Sendable func register(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        try principal.requireWrite()
+        guard let datasources else {
+            throw Problem(.unprocessableContent, code: "sql.datasource_invalid", detail: "outside data sources are not available in this process")
+        }
+        let body = try await request.decode(as: Register.self, context: context)
+        let command = try CommandContext.from(request, context: context)
+        let registered = try await datasources.register(
+            id: command.derivedID("sql-datasource"), name: body.name, url: body.url, schemas: body.schemas, owner: principal.userID, context: command)
+        let id = registered.datasourceID.uuidString.lowercased()
+        return try Reply.json(Self.describe(registered), status: .created, location: "/api/v1/sql/datasources/\(id)/schema", context: context)
+    }
+
+    @Sendable func remove(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        try principal.requireWrite()
+        let registered = try await owned(context.parameters.get("id") ?? "", principal)
+        try await datasources?.remove(registered.datasourceID, context: try CommandContext.from(request, context: context))
+        return Response(status: .noContent)
+    }
+
     @Sendable func datasourceSchema(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
-        _ = try context.requirePrincipal()
-        guard context.parameters.get("id") == SqlQueryDecider.ownData else { throw Self.sourceNotFound }
-        let schema = try await schema()
+        let principal = try context.requirePrincipal()
+        let id = context.parameters.get("id") ?? ""
+        let schema: SqlSchema
+        if id == SqlQueryDecider.ownData {
+            schema = try await self.schema()
+        } else {
+            let registered = try await owned(id, principal)
+            do {
+                schema = try await datasources!.schema(registered.datasourceID)
+            } catch let refusal as SqlRunRefusal {
+                throw Problem(.unprocessableContent, code: "sql.datasource_unreachable", detail: refusal.reason)
+            }
+        }
         return try Reply.json(
-            JSONValue.object(["datasource_id": .string(SqlQueryDecider.ownData), "schema_hash": .string(schema.hash), "relations": schema.json]),
-            status: .ok, context: context)
+            JSONValue.object(["datasource_id": .string(id), "schema_hash": .string(schema.hash), "relations": schema.json]), status: .ok,
+            context: context)
     }
 }
 

@@ -231,12 +231,19 @@ public struct SqlExecutor: Sendable {
     }
 
     func runBound(_ sql: String, on connection: PostgresConnection) async throws -> Result {
+        try await Self.runReadOnly(sql, on: connection, searchPath: "chronicle_data, pg_catalog", limits: limits, logger: logger)
+    }
+
+    /// Layers three and four on any connection: a read-only transaction with its own limits and
+    /// search path (the exposed schemas, then the catalog, so an exposed name wins), the cost gate,
+    /// the query, and the caps. The caller rolls back.
+    static func runReadOnly(_ sql: String, on connection: PostgresConnection, searchPath: String, limits: Limits, logger: Logger) async throws -> Result {
         for statement in [
             "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY",
             "SET LOCAL statement_timeout = '\(Int(limits.statementTimeout.components.seconds * 1000))ms'",
             "SET LOCAL lock_timeout = '1s'",
             "SET LOCAL work_mem = '\(limits.workMemKiB)kB'",
-            "SET LOCAL search_path = chronicle_data, pg_catalog",
+            "SET LOCAL search_path = \(searchPath)",
         ] {
             _ = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
         }

@@ -35,3 +35,11 @@ public struct SqlRunRefusal: Error, Sendable, Equatable {
         self.reason = reason
     }
 }
+
+/// Registered outside databases, as the routes use them (Adapters implements it).
+public protocol SqlDatasourceRegistry: Sendable {
+    func register(id: UUID, name: String, url: String, schemas: [String], owner: String, context: CommandContext) async throws -> SqlDatasourceRegistered
+    func registration(_ id: UUID) async throws -> SqlDatasourceRegistered?
+    func remove(_ id: UUID, context: CommandContext) async throws
+    func schema(_ id: UUID) async throws -> SqlSchema
+}

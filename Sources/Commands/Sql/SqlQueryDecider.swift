@@ -48,7 +48,8 @@ public enum SqlQueryDecider: Decider {
         switch command {
         case .request(let request):
             guard state.status == .absent else { throw DomainError(.conflict, code: .sqlQueryExists, "the query already exists") }
-            guard request.datasourceID == ownData else {
+            // The caller checked the data source exists and is the asker's (it is another stream).
+            guard request.datasourceID == ownData || UUID(uuidString: request.datasourceID) != nil else {
                 throw DomainError(.notFound, code: .sqlDatasourceNotFound, "no data source \(request.datasourceID); \(ownData) is your own data")
             }
             switch (request.question, request.sql) {

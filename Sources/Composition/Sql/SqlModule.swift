@@ -2,6 +2,7 @@ import API
 import Adapters
 import Commands
 import Events
+import Foundation
 import Logging
 import PostgresNIO
 import Projections
@@ -14,6 +15,7 @@ struct SqlConfiguration {
     var limits: SqlExecutor.Limits
     var model: String?
     var workers: Int
+    var credentialsKey: String?
 
     static let settings: [SettingDescription] = [
         .init("chronicle.sql.reader_role", "chronicle_sql_reader", "The login role queries run as (created if this login may; it gets SELECT on chronicle_data only)"),
@@ -24,6 +26,9 @@ struct SqlConfiguration {
         .init("chronicle.sql.max_cost", "1000000", "The planner's estimated cost above which a query is refused before it runs"),
         .init("chronicle.sql.model", "the agents' default model", "The model that writes SQL; without a model service, the offline translator"),
         .init("chronicle.sql.workers", "2", "Queries answered at once per process"),
+        .init(
+            "chronicle.sql.credentials_key", "none: outside data sources are refused",
+            "AES-GCM key sealing registered databases' credentials, 32 bytes in base64"),
     ]
 
     init(_ settings: Settings) throws {
@@ -37,6 +42,8 @@ struct SqlConfiguration {
         self.limits = limits
         model = settings.text("chronicle.sql.model")
         workers = try settings.integer("chronicle.sql.workers", default: 2, range: 1...64)
+        credentialsKey = settings.text("chronicle.sql.credentials_key", secret: true)
+        if let credentialsKey { _ = try SqlDatasources.key(base64: credentialsKey) }
     }
 }
 
@@ -63,11 +70,17 @@ public struct SqlModule: ChronicleModule {
         app.add(service: reader)
         let executor = SqlExecutor(
             admin: platform.database.client, reader: reader, readerRole: configuration.readerRole, limits: configuration.limits, logger: app.logger)
+        let datasources = SqlDatasources(
+            admin: platform.database.client, store: platform.database.eventStore,
+            key: try configuration.credentialsKey.map { try SqlDatasources.key(base64: $0) }, limits: configuration.limits, logger: app.logger)
         if app.roles.contains(.workers) {
             guard let chat = app.capability(ChatModel.self) else { throw AssemblyError("the sql module needs the llm module's model") }
             let worker = SqlQueryWorker(
                 store: platform.database.eventStore, model: chat.offline ? nil : chat.model, modelName: configuration.model ?? chat.defaultModel,
-                source: executor.ownData, logger: app.logger)
+                sources: { id in
+                    if id == SqlQueryDecider.ownData { return executor.ownData }
+                    return UUID(uuidString: id).map { datasources.source($0) }
+                }, logger: app.logger)
             app.add(
                 worker: platform.worker(
                     name: "sql-generate", exchange: "sql.generate", delays: [.seconds(1), .seconds(5), .seconds(30)],
@@ -75,7 +88,8 @@ public struct SqlModule: ChronicleModule {
             app.logger.info("sql workers", metadata: ["translator": "\(chat.offline ? OfflineSqlTranslator.name : configuration.model ?? chat.defaultModel)"])
         }
         if app.roles.contains(.api) {
-            app.add(routes: SqlController(store: platform.database.eventStore, schema: { try await executor.schema() }).mount)
+            app.add(
+                routes: SqlController(store: platform.database.eventStore, schema: { try await executor.schema() }, datasources: datasources).mount)
         }
     }
 }

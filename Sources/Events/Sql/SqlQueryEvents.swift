@@ -201,6 +201,8 @@ extension EventRegistry {
         registry.register(SqlQueryRejected.self)
         registry.register(SqlQueryExecuted.self)
         registry.register(SqlQueryFailed.self)
+        registry.register(SqlDatasourceRegistered.self)
+        registry.register(SqlDatasourceRemoved.self)
         return registry
     }()
 }
@@ -213,4 +215,82 @@ extension IntegrationContract {
         IntegrationContract(eventType: SqlQueryRejected.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "sql.query.rejected"),
         IntegrationContract(eventType: SqlQueryFailed.eventType, exchange: IntegrationContract.eventsExchange, routingKey: "sql.query.failed"),
     ]
+}
+
+/// An outside PostgreSQL database registered as a data source. Its credentials are not here:
+/// they are sealed outside the log (`sql_datasource_credentials`).
+public struct SqlDatasourceRegistered: DomainEvent {
+    public static let eventType = "SqlDatasourceRegistered"
+
+    public var datasourceID: UUID
+    public var ownerID: String
+    public var name: String
+    public var host: String
+    public var port: Int
+    public var database: String
+    public var username: String
+    public var schemas: [String]
+    public var registeredAt: Date
+
+    public init(
+        datasourceID: UUID, ownerID: String, name: String, host: String, port: Int, database: String, username: String, schemas: [String],
+        registeredAt: Date
+    ) {
+        self.datasourceID = datasourceID
+        self.ownerID = ownerID
+        self.name = name
+        self.host = host
+        self.port = port
+        self.database = database
+        self.username = username
+        self.schemas = schemas
+        self.registeredAt = registeredAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case datasourceID = "datasourceId"
+        case ownerID = "ownerId"
+        case name, host, port, database, username, schemas, registeredAt
+    }
+}
+
+/// The data source was removed; its sealed credentials were deleted with it.
+public struct SqlDatasourceRemoved: DomainEvent {
+    public static let eventType = "SqlDatasourceRemoved"
+
+    public var datasourceID: UUID
+    public var removedAt: Date
+
+    public init(datasourceID: UUID, removedAt: Date) {
+        self.datasourceID = datasourceID
+        self.removedAt = removedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case datasourceID = "datasourceId"
+        case removedAt
+    }
+}
+
+/// The events of one data source (stream `sqldatasource-<id>`).
+public enum SqlDatasourceEvent: EventFamily, Equatable {
+    public static var registry: EventRegistry { .sql }
+
+    case registered(SqlDatasourceRegistered)
+    case removed(SqlDatasourceRemoved)
+
+    public var payload: any DomainEvent {
+        switch self {
+        case .registered(let event): event
+        case .removed(let event): event
+        }
+    }
+
+    public init?(payload: any DomainEvent) {
+        switch payload {
+        case let event as SqlDatasourceRegistered: self = .registered(event)
+        case let event as SqlDatasourceRemoved: self = .removed(event)
+        default: return nil
+        }
+    }
 }

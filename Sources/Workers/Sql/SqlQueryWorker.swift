@@ -31,15 +31,16 @@ public struct SqlQueryWorker: Sendable {
     let queries: CommandHandler<SqlQueryDecider>
     let model: (any LanguageModel)?
     let modelName: String
-    let source: Source
+    /// The source a query names (`chronicle`, or a registered database's id), if there is one.
+    let sources: @Sendable (String) -> Source?
     let logger: Logger
 
     /// `model` nil: the offline translator.
-    public init(store: any EventStore, model: (any LanguageModel)?, modelName: String, source: Source, logger: Logger) {
+    public init(store: any EventStore, model: (any LanguageModel)?, modelName: String, sources: @escaping @Sendable (String) -> Source?, logger: Logger) {
         queries = CommandHandler(store: store)
         self.model = model
         self.modelName = modelName
-        self.source = source
+        self.sources = sources
         self.logger = logger
     }
 
@@ -48,7 +49,17 @@ public struct SqlQueryWorker: Sendable {
         let stream = SqlQueryDecider.streamID(queryID)
         let (state, _) = try await queries.load(stream.description)
         guard state.status == .pending, let request = state.request else { return }
-        let schema = try await source.schema()
+        guard let source = sources(request.datasourceID) else {
+            try await end(queryID, .fail(.init(queryID: queryID, error: "no such data source", layer: "datasource", failedAt: Date())), step: "fail", cause: message)
+            return
+        }
+        let schema: SqlSchema
+        do {
+            schema = try await source.schema()
+        } catch let refusal as SqlRunRefusal {
+            try await end(queryID, .fail(.init(queryID: queryID, error: refusal.reason, layer: refusal.layer, failedAt: Date())), step: "fail", cause: message)
+            return
+        }
         var sql = state.sql
         if sql == nil, let question = request.question {
             let prompt = Self.prompt(question: question, schema: schema)
