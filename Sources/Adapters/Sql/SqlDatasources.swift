@@ -177,16 +177,13 @@ public struct SqlDatasources: SqlDatasourceRegistry {
                         try await database.client.withConnection { connection in
                             let result = try await SqlExecutor.runReadOnly(sql, on: connection, searchPath: path, limits: limits, logger: logger)
                             _ = try await connection.query("ROLLBACK", logger: logger).collect()
-                            return SqlRunResult(
-                                columns: result.columns, rows: result.rows, rowCount: result.rowCount, truncated: result.truncated,
-                                durationMs: result.durationMs, cost: result.cost)
+                            return result
                         }
                     }
-                } catch let refusal as SqlExecutor.Refusal {
-                    throw SqlRunRefusal(layer: refusal.layer, reason: refusal.reason)
-                } catch let error as PSQLError {
-                    let refusal = SqlExecutor.refusal(error) as? SqlExecutor.Refusal
-                    throw SqlRunRefusal(layer: refusal?.layer ?? "database", reason: refusal?.reason ?? "\(error)")
+                } catch {
+                    let mapped = SqlExecutor.refusal(error)
+                    if mapped is SqlRunRefusal { throw mapped }
+                    throw SqlRunRefusal(layer: "datasource", reason: "the database could not be reached: \(PostgresErrors.summary(error))")
                 }
             })
     }

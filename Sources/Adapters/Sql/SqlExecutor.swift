@@ -1,6 +1,7 @@
 import Commands
 import Events
 import Foundation
+import Synchronization
 import Logging
 import NIOCore
 import PostgresNIO
@@ -37,25 +38,11 @@ public struct SqlExecutor: Sendable {
         }
     }
 
-    public struct Result: Sendable, Equatable {
-        public var columns: [String]
-        public var rows: [[JSONValue]]
-        public var rowCount: Int
-        public var truncated: Bool
-        public var durationMs: Int
-        public var cost: Double
-    }
+    /// What came back (the worker records it as it is).
+    public typealias Result = SqlRunResult
 
-    /// Why a query did not run to its end, in words a user can act on.
-    public struct Refusal: Error, Sendable, Equatable, CustomStringConvertible {
-        public var layer: String
-        public var reason: String
-        public init(layer: String, reason: String) {
-            self.layer = layer
-            self.reason = reason
-        }
-        public var description: String { "\(layer): \(reason)" }
-    }
+    /// Why a query did not run to its end, by layer, in words a user can act on.
+    public typealias Refusal = SqlRunRefusal
 
     /// The application's connection (bindings, views, grants) and the reader's.
     let admin: PostgresClient
@@ -63,6 +50,14 @@ public struct SqlExecutor: Sendable {
     let readerRole: String
     let limits: Limits
     let logger: Logger
+    /// Set once the role and the views are known to exist; a query that finds a view gone (a
+    /// rebuild dropped it) clears it and prepares again.
+    let prepared = Flag()
+
+    final class Flag: Sendable {
+        private let value = Mutex(false)
+        func withLock<T>(_ body: (inout Bool) -> T) -> T { value.withLock { body(&$0) } }
+    }
 
     public init(admin: PostgresClient, reader: PostgresClient, readerRole: String, limits: Limits = .init(), logger: Logger) {
         self.admin = admin
@@ -125,6 +120,7 @@ public struct SqlExecutor: Sendable {
     /// this runs before every query and only creates what is missing.
     public func prepare() async throws {
         try await Self.prepare(admin: admin, readerRole: readerRole, limits: limits, logger: logger)
+        prepared.withLock { $0 = true }
     }
 
     /// `prepare()` before there is a reader connection (the role may not exist yet).
@@ -205,7 +201,18 @@ public struct SqlExecutor: Sendable {
     /// Runs `sql` as the reader, for the viewer, inside a read-only transaction that is rolled
     /// back, after the cost gate; the reader's session is unbound and reset after it.
     public func run(_ sql: String, as viewer: Viewer) async throws -> Result {
-        try await prepare()
+        if !prepared.withLock({ $0 }) { try await prepare() }
+        do {
+            return try await runPrepared(sql, as: viewer)
+        } catch let refusal as Refusal where refusal.code == "42P01" {
+            // A view was dropped under us (a rebuild of its read model): make it again, once.
+            prepared.withLock { $0 = false }
+            try await prepare()
+            return try await runPrepared(sql, as: viewer)
+        }
+    }
+
+    func runPrepared(_ sql: String, as viewer: Viewer) async throws -> Result {
         let token = UUID()
         try await admin.query(
             "INSERT INTO sql_bindings (token, owner_id, tenant_id, is_admin) VALUES (\(token), \(viewer.ownerID), \(viewer.tenantID), \(viewer.isAdmin))",
@@ -323,7 +330,7 @@ public struct SqlExecutor: Sendable {
         case "42501": return Refusal(layer: "role", reason: "the reader role may not do that: \(message)")
         case "42601": return Refusal(layer: "protocol", reason: message)
         case "53400", "53200": return Refusal(layer: "transaction", reason: "the query hit a resource limit: \(message)")
-        default: return Refusal(layer: "database", reason: "\(message) (\(code))")
+        default: return Refusal(layer: "database", reason: "\(message) (\(code))", code: code)
         }
     }
 }
@@ -368,15 +375,7 @@ extension SqlExecutor {
             schema: { try await schema() },
             validator: { Self.validator(for: $0) },
             run: { sql, request in
-                do {
-                    let result = try await run(
-                        sql, as: Viewer(ownerID: request.ownerID, tenantID: request.tenantID, isAdmin: request.scope == .tenant))
-                    return SqlRunResult(
-                        columns: result.columns, rows: result.rows, rowCount: result.rowCount, truncated: result.truncated,
-                        durationMs: result.durationMs, cost: result.cost)
-                } catch let refusal as Refusal {
-                    throw SqlRunRefusal(layer: refusal.layer, reason: refusal.reason)
-                }
+                try await run(sql, as: Viewer(ownerID: request.ownerID, tenantID: request.tenantID, isAdmin: request.scope == .tenant))
             })
     }
 }

@@ -26,14 +26,19 @@ public struct SqlRunResult: Sendable, Equatable {
 }
 
 /// A layer below the validator stopped the statement.
-public struct SqlRunRefusal: Error, Sendable, Equatable {
+public struct SqlRunRefusal: Error, Sendable, Equatable, CustomStringConvertible {
     public var layer: String
     public var reason: String
+    /// The database's SQLSTATE, when it refused.
+    public var code: String?
 
-    public init(layer: String, reason: String) {
+    public init(layer: String, reason: String, code: String? = nil) {
         self.layer = layer
         self.reason = reason
+        self.code = code
     }
+
+    public var description: String { "\(layer): \(reason)" }
 }
 
 /// Registered outside databases, as the routes use them (Adapters implements it).
