@@ -34,9 +34,11 @@ import Testing
                 agentsRunner.cancel()
                 sandboxRunner.cancel()
             }
-            try await ProjectorTests.caughtUp(store, database)
-            try await ProjectorTests.caughtUp(agents, database)
-            try await ProjectorTests.caughtUp(sandbox, database)
+            // Generous: a long transaction anywhere on the server (a rebuild test's) holds every
+            // reader behind the xmin horizon until it ends; CI saw one stall past 20 s.
+            try await ProjectorTests.caughtUp(store, database, timeout: .seconds(180))
+            try await ProjectorTests.caughtUp(agents, database, timeout: .seconds(180))
+            try await ProjectorTests.caughtUp(sandbox, database, timeout: .seconds(180))
             var configured = SqlExecutor.Limits()
             configured.statementTimeout = .seconds(1)
             configured.maximumCost = 100_000

@@ -125,7 +125,7 @@ public struct PostgresAuditLog: Sendable {
     @discardableResult
     public func takeCheckpoint(key: CheckpointKey, maximumEvents: Int = 100_000) async throws -> AuditCheckpoint? {
         guard let privateKey = key.privateKey else { throw AuditLogError("taking a checkpoint needs the signing key, not only the public one") }
-        let last = try await checkpoints(after: nil).last
+        let last = try await newestCheckpoint()
         var digest = last?.digest ?? Data()
         var end = last?.end ?? Checkpoint(transactionID: 0, position: 0)
         var count: Int64 = 0
@@ -158,12 +158,26 @@ public struct PostgresAuditLog: Sendable {
         return Data(hasher.finalize())
     }
 
+    /// The newest checkpoint only: what the next one continues from, in one index probe.
+    func newestCheckpoint() async throws -> AuditCheckpoint? {
+        try await checkpoints(
+            """
+            SELECT sequence, transaction_id::text, global_position, event_count, digest, key_id, signature
+            FROM audit_checkpoints ORDER BY sequence DESC LIMIT 1
+            """
+        ).first
+    }
+
     public func checkpoints(after sequence: Int64?) async throws -> [AuditCheckpoint] {
-        var found: [AuditCheckpoint] = []
-        let rows = try await client.query("""
+        try await checkpoints("""
             SELECT sequence, transaction_id::text, global_position, event_count, digest, key_id, signature
             FROM audit_checkpoints WHERE sequence > \(sequence ?? 0) ORDER BY sequence
-            """, logger: logger)
+            """)
+    }
+
+    private func checkpoints(_ query: PostgresQuery) async throws -> [AuditCheckpoint] {
+        var found: [AuditCheckpoint] = []
+        let rows = try await client.query(query, logger: logger)
         for try await (sequence, transaction, position, count, digest, keyID, signature) in rows.decode(
             (Int64, String, Int64, Int64, Data, String, Data).self)
         {

@@ -214,9 +214,12 @@ public struct SqlExecutor: Sendable {
 
     func runPrepared(_ sql: String, as viewer: Viewer) async throws -> Result {
         let token = UUID()
-        try await admin.query(
-            "INSERT INTO sql_bindings (token, owner_id, tenant_id, is_admin) VALUES (\(token), \(viewer.ownerID), \(viewer.tenantID), \(viewer.isAdmin))",
-            logger: logger)
+        // Bindings never redeemed (a reader connection that failed first) expire after a minute;
+        // each new one clears those older than five.
+        try await admin.query("""
+            WITH expired AS (DELETE FROM sql_bindings WHERE created_at < now() - interval '5 minutes')
+            INSERT INTO sql_bindings (token, owner_id, tenant_id, is_admin) VALUES (\(token), \(viewer.ownerID), \(viewer.tenantID), \(viewer.isAdmin))
+            """, logger: logger)
         return try await reader.withConnection { connection in
             do {
                 _ = try await connection.query("SELECT public.chronicle_sql_bind(\(token))", logger: logger).collect()
