@@ -133,12 +133,14 @@ start_rabbitmq() {
   echo $! >"$dir/launcher.pid"
   popd >/dev/null
   say "rabbitmq starting (takes 10-20 s)..."
-  for _ in $(seq 1 120); do
+  # 10-20 s on a quiet machine; a 2-core one also running the test suite's servers has taken
+  # past a minute, so it gets three.
+  for _ in $(seq 1 360); do
     amqp_ready && { say "rabbitmq up on 127.0.0.1:$CHRONICLE_AMQP_PORT"; return; }
     kill -0 "$(cat "$dir/launcher.pid")" 2>/dev/null || die "rabbitmq exited; see $LOG/rabbitmq.out"
     sleep 0.5
   done
-  die "rabbitmq did not answer AMQP within 60 s; see $LOG/rabbitmq.out"
+  die "rabbitmq did not answer AMQP within 180 s; see $LOG/rabbitmq.out"
 }
 
 # Usage: start.sh [postgres] [redis] [rabbitmq]   (no argument: all three)

@@ -67,7 +67,9 @@ struct PrivateServer {
             try? await Task.sleep(for: .milliseconds(50))
         }
         guard status == 0 else {
-            throw TestServers.NotConfigured(variable: "\(name) \(services.joined(separator: " ")) exited with status \(status)")
+            let said = (try? String(contentsOf: data.appendingPathComponent("\(name).err"), encoding: .utf8)) ?? ""
+            let last = said.split(separator: "\n").suffix(3).joined(separator: " / ")
+            throw TestServers.NotConfigured(variable: "\(name) \(services.joined(separator: " ")) exited with status \(status): \(last)")
         }
     }
 
@@ -79,8 +81,10 @@ struct PrivateServer {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
+        // The script's own words go to a file of its data folder, so a failure can say why.
+        try? FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, data.appendingPathComponent("\(name).err").path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup($0) } + [nil]
         defer {
