@@ -188,8 +188,7 @@ struct ForkAudit: AsyncParsableCommand {
         let forked = try await ChronicleDatabase.withRunning(try connection.postgres(), logger: logger) { database in
             let events = try await runEvents(database, executionID)
             guard case .requested(let origin)? = events.first else { throw CLIError("the run has no request") }
-            let attempt = events.compactMap { if case .started(let started) = $0 { started.attempt } else { nil } }.max() ?? 0
-            let calls = events.compactMap { if case .llmCallRecorded(let call) = $0, call.attempt == attempt { call } else { nil } }
+            let calls = events.lastAttemptCalls.calls
             let id = UUID()
             try await refusing {
                 _ = try await CommandHandler<AgentExecutionDecider>(store: database.eventStore).handle(

@@ -91,8 +91,7 @@ public struct AuditRunsController: Sendable {
         let (originID, events) = try await run(context)
         guard case .requested(let origin)? = events.first else { throw Self.notFound }
         let body = try await request.decode(as: ForkBody.self, context: context)
-        let lastAttempt = events.compactMap { if case .started(let started) = $0 { started.attempt } else { nil } }.max() ?? 0
-        let calls = events.compactMap { if case .llmCallRecorded(let call) = $0, call.attempt == lastAttempt { call } else { nil } }
+        let calls = events.lastAttemptCalls.calls
         var persona: AgentExecutionPersona?
         if let chosen = body.persona {
             guard let personas else {

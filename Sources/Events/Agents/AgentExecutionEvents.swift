@@ -423,3 +423,12 @@ extension EventRegistry {
         return registry
     }()
 }
+
+extension Array where Element == AgentExecutionEvent {
+    /// A run's last attempt (0 before any started) and the model calls it recorded, in order:
+    /// what a replay answers from and a fork starts from.
+    public var lastAttemptCalls: (attempt: Int, calls: [AgentLLMCallRecorded]) {
+        let attempt = compactMap { if case .started(let started) = $0 { started.attempt } else { nil } }.max() ?? 0
+        return (attempt, compactMap { if case .llmCallRecorded(let call) = $0, call.attempt == attempt { call } else { nil } })
+    }
+}

@@ -84,8 +84,7 @@ public struct AgentRunReplay: Sendable {
         guard events.contains(where: Self.isTerminal) else {
             throw NotReplayable(description: "the run has not ended yet; replay it once it has")
         }
-        let attempt = events.compactMap { if case .started(let started) = $0 { started.attempt } else { nil } }.max() ?? 0
-        let calls = events.compactMap { if case .llmCallRecorded(let call) = $0, call.attempt == attempt { call } else { nil } }
+        let (attempt, calls) = events.lastAttemptCalls
         let original = Self.trace(events, attempt: attempt)
 
         let scratch = InMemoryEventStore()
