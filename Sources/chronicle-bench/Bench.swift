@@ -5,6 +5,7 @@ import Commands
 import Composition
 import Events
 import Foundation
+import Logging
 import Metrics
 
 /// `make bench`: measured figures, one JSON object per line. Runs in its own throwaway database on
@@ -22,6 +23,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Integration events for the relay figure") var relayEvents: Int = 20_000
 
     @Option(name: .customLong("migrations-dir")) var migrationsDir: String?
+
+    @Option(help: "A Postgres with fsync and synchronous commit on, for the append figures (make bench starts one); default: the --database-url server")
+    var durablePostgresURL: String?
 
     @Option(help: "Concurrent connections of the HTTP load generator") var connections: Int = 32
 
@@ -56,6 +60,17 @@ struct Bench: AsyncParsableCommand {
         // In-process, no database: the template engine beside Jinja2.
         if groups.contains("personas") { try PersonaBenchmark(report: BenchReport(durability: [:]), seconds: max(2, Int(seconds))).run() }
         guard !groups.isDisjoint(with: ["eventstore", "readside", "api", "sql"]) else { return }
+        if groups.contains("eventstore") {
+            // Appends are paid for per commit: measured where commits are durable.
+            let durable = try durablePostgresURL.map { try PostgresSettings(url: $0) } ?? base
+            try await withBenchDatabase(durable, name: name, migrator: migrator, logger: logger) { database, settings in
+                let report = BenchReport(durability: try await database.durabilitySettings())
+                try await EventStoreBenchmark(
+                    database: database, settings: settings, duration: .milliseconds(Int64(seconds * 1000)), report: report
+                ).run()
+            }
+        }
+        guard !groups.isDisjoint(with: ["readside", "api", "sql"]) else { return }
         try await ChronicleDatabase.withRunning(base, logger: logger) { admin in
             try await admin.dropDatabase(name)
             try await admin.createDatabase(name)
@@ -63,16 +78,13 @@ struct Bench: AsyncParsableCommand {
                 try await ChronicleDatabase.withRunning(base.with(database: name), logger: logger) { database in
                     try await database.migrate(migrator)
                     let report = BenchReport(durability: try await database.durabilitySettings())
-                    if groups.contains("eventstore") {
-                        try await EventStoreBenchmark(database: database, duration: .milliseconds(Int64(seconds * 1000)), report: report).run()
-                    }
                     if groups.contains("sql") {
                         try await SqlBenchmark(database: database, report: report, seconds: max(2, seconds), logger: logger).run()
                     }
                     let platform = try ChronicleApp.platform(postgres: database, settings: Settings(), logger: logger)
                     if groups.contains("readside") {
                         try await ReadSideBenchmark(
-                            database: database, platform: platform, report: report, rebuildEvents: rebuildEvents,
+                            database: database, settings: base.with(database: name), platform: platform, report: report, rebuildEvents: rebuildEvents,
                             latencySeconds: max(3, Int(seconds * 2)), relayEvents: relayEvents
                         ).run()
                     }
@@ -106,6 +118,27 @@ struct Bench: AsyncParsableCommand {
                 try await admin.dropDatabase(apiName)
             }
         }
+    }
+}
+
+/// Runs `body` on a throwaway database `name` on `server`, migrated, dropped afterwards.
+func withBenchDatabase(
+    _ server: PostgresSettings, name: String, migrator: Migrator, logger: Logger,
+    _ body: @Sendable (ChronicleDatabase, PostgresSettings) async throws -> Void
+) async throws {
+    try await ChronicleDatabase.withRunning(server, logger: logger) { admin in
+        try await admin.dropDatabase(name)
+        try await admin.createDatabase(name)
+        do {
+            try await ChronicleDatabase.withRunning(server.with(database: name), logger: logger) { database in
+                try await database.migrate(migrator)
+                try await body(database, server.with(database: name))
+            }
+        } catch {
+            try? await admin.dropDatabase(name)
+            throw error
+        }
+        try await admin.dropDatabase(name)
     }
 }
 

@@ -4,10 +4,12 @@ import Commands
 import Events
 import Foundation
 
-/// Append throughput and latency of the Postgres event store, beside the raw INSERT ceiling of the
-/// same server measured in the same run.
+/// Append throughput and latency of the Postgres event store, beside pgbench's raw one-row INSERT
+/// of the same row shape into the same server with as many clients, measured in the same run. Run
+/// on the benchmark's own server with fsync and synchronous commit on (`make bench` starts it).
 struct EventStoreBenchmark {
     let database: ChronicleDatabase
+    let settings: PostgresSettings
     let duration: Duration
     let report: BenchReport
 
@@ -15,14 +17,43 @@ struct EventStoreBenchmark {
         let payload = Data(#"{"agent_id":"00000000-0000-0000-0000-000000000000","instructions":"benchmark payload of roughly three hundred bytes: the size of a typical small domain event with a few fields and some text in it, padded out with words so that it is realistic rather than tiny, as event payloads usually are."}"#.utf8)
         let metadata = EventMetadata(correlationID: "bench", causationID: "bench", commandID: "bench", userID: "bench", tenantID: "bench")
 
-        try await appendScenarios([(1, 1), (8, 1), (1, 100), (8, 100)], payload: payload, metadata: metadata, notify: true)
-        // The NOTIFY trigger takes a server-wide lock at commit, so notifying transactions commit
-        // one at a time. Measured, not guessed: the same appends with the trigger disabled.
-        try await database.execute("ALTER TABLE events DISABLE TRIGGER events_notify")
-        try await appendScenarios([(8, 1)], payload: payload, metadata: metadata, notify: false)
-        try await database.execute("ALTER TABLE events ENABLE TRIGGER events_notify")
+        try await appendScenarios([(1, 1)], payload: payload, metadata: metadata)
+        let before = database.eventStore.groupCommitStats
+        let grouped = try await appendScenarios([(8, 1)], payload: payload, metadata: metadata)[0]
+        let after = database.eventStore.groupCommitStats
+        report.emit("eventstore.group_commit.average_group", Double(after.appends - before.appends) / Double(max(1, after.groups - before.groups)),
+            unit: "appends", ["writers": .number(8), "largest": .number(Double(after.largest))])
+        try await appendScenarios([(32, 1), (1, 100), (8, 100)], payload: payload, metadata: metadata)
+        // The same one-event appends, each its own statement and commit: what group commit buys.
+        let alone = try await appendScenarios([(8, 1)], payload: payload, metadata: metadata, groupCommit: false)[0]
+        let raw = try await rawInsertCeiling(payload: payload, metadata: metadata, clients: 8)
+        let tags: [String: JSONValue] = ["writers": .number(8), "events_per_append": .number(1), "peer": .string("pgbench raw one-row INSERT, 8 clients")]
+        report.emit("eventstore.append.vs_raw_insert", grouped / raw, unit: "ratio", tags)
+        report.emit("eventstore.append.no_group_commit.vs_raw_insert", alone / raw, unit: "ratio", tags)
         try await chainCost(payload: payload, metadata: metadata)
-        try await commandAndCeilingScenarios(payload: payload)
+        try await commandScenario()
+    }
+
+    /// pgbench inserting one row per transaction into a copy of the events table (same columns,
+    /// defaults and indexes, none of its triggers), with the same payload and metadata.
+    private func rawInsertCeiling(payload: Data, metadata: EventMetadata, clients: Int) async throws -> Double {
+        try await database.execute("""
+            DROP TABLE IF EXISTS bench_raw_events;
+            CREATE TABLE bench_raw_events (LIKE events INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES)
+            """)
+        func literal(_ data: Data) -> String { "'" + String(decoding: data, as: UTF8.self).replacingOccurrences(of: "'", with: "''") + "'" }
+        let script = """
+            INSERT INTO bench_raw_events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, hash) \
+            VALUES ('raw-' || gen_random_uuid()::text, 1, gen_random_uuid(), 'BenchmarkEvent', 1, \
+            \(literal(payload))::jsonb, \(literal(try EventCoding.encode(metadata)))::jsonb, '\\x'::bytea);
+
+            """
+        let seconds = max(2, Int(duration.components.seconds))
+        let tps = try Pgbench(settings: settings).tps(script: script, clients: clients, seconds: seconds)
+        report.emit("postgres.pgbench_raw_insert.throughput", tps, unit: "rows/s", [
+            "clients": .number(Double(clients)), "seconds": .number(Double(seconds)), "row": .string("events' columns and indexes"),
+        ])
+        return tps
     }
 
     /// What the hash chain costs: the same appends with and without it, alternated twice so that
@@ -33,7 +64,7 @@ struct EventStoreBenchmark {
             var rates: [Bool: [Double]] = [:]
             for chained in [false, true, false, true] {
                 let rate = try await appendScenarios(
-                    [(writers, batch)], payload: payload, metadata: metadata, notify: true, chained: chained, quiet: true)[0]
+                    [(writers, batch)], payload: payload, metadata: metadata, chained: chained, quiet: true)[0]
                 rates[chained, default: []].append(rate)
             }
             let with = rates[true]!.reduce(0, +) / 2, without = rates[false]!.reduce(0, +) / 2
@@ -46,9 +77,14 @@ struct EventStoreBenchmark {
 
     @discardableResult
     private func appendScenarios(
-        _ shapes: [(Int, Int)], payload: Data, metadata: EventMetadata, notify: Bool, chained: Bool = true, quiet: Bool = false
+        _ shapes: [(Int, Int)], payload: Data, metadata: EventMetadata, chained: Bool = true, groupCommit: Bool = true, quiet: Bool = false
     ) async throws -> [Double] {
-        let store = PostgresEventStore(client: database.client, logger: database.eventStore.logger, signal: database.eventStore.signal, chained: chained)
+        let store =
+            chained && groupCommit
+            ? database.eventStore
+            : PostgresEventStore(
+                client: database.client, logger: database.eventStore.logger, signal: database.eventStore.signal, chained: chained,
+                groupCommit: groupCommit)
         var rates: [Double] = []
         for (writers, batch) in shapes {
             let (events, latencies, elapsed) = try await measure(writers: writers) { _ in
@@ -63,7 +99,7 @@ struct EventStoreBenchmark {
             if quiet { continue }
             let tags: [String: JSONValue] = [
                 "writers": .number(Double(writers)), "events_per_append": .number(Double(batch)),
-                "seconds": .number(elapsed), "appends": .number(Double(latencies.samples.count)), "notify": .bool(notify),
+                "seconds": .number(elapsed), "appends": .number(Double(latencies.samples.count)), "group_commit": .bool(groupCommit),
             ]
             report.emit("eventstore.append.throughput", Double(events) / elapsed, unit: "events/s", tags)
             report.emit("eventstore.append.latency.p50", latencies.percentileMs(0.50), unit: "ms", tags)
@@ -72,7 +108,7 @@ struct EventStoreBenchmark {
         return rates
     }
 
-    private func commandAndCeilingScenarios(payload: Data) async throws {
+    private func commandScenario() async throws {
         // The whole command path: idempotency probe, load, decide, append with expected version.
         let handler = CommandHandler<AgentDecider>(store: database.eventStore)
         let settings = AgentModelSettings(model: "offline", temperature: 0.7, maxTokens: 100)
@@ -87,30 +123,6 @@ struct EventStoreBenchmark {
         report.emit("command.create_agent.throughput", Double(commands) / commandElapsed, unit: "commands/s", commandTags)
         report.emit("command.create_agent.latency.p50", commandLatencies.percentileMs(0.50), unit: "ms", commandTags)
         report.emit("command.create_agent.latency.p99", commandLatencies.percentileMs(0.99), unit: "ms", commandTags)
-
-        // Beside: the same server taking plain single-row INSERTs into a bare table.
-        try await database.execute("CREATE TABLE IF NOT EXISTS bench_raw (id bigserial PRIMARY KEY, data jsonb)")
-        for writers in [1, 8] {
-            let (rows, _, elapsed) = try await measure(writers: writers) { _ in
-                try await database.rawInsert(table: "bench_raw", json: payload)
-                return 1
-            }
-            report.emit("postgres.raw_insert.throughput", Double(rows) / elapsed, unit: "rows/s", ["writers": .number(Double(writers))])
-        }
-
-        // Reading the global log in the subscribers' safe order.
-        let clock = ContinuousClock()
-        let start = clock.now
-        var checkpoint = Checkpoint.start
-        var read = 0
-        while true {
-            let batch = try await database.eventStore.readAll(after: checkpoint, limit: 1000)
-            guard let last = batch.last else { break }
-            read += batch.count
-            checkpoint = last.checkpoint
-        }
-        let readSeconds = seconds(start.duration(to: clock.now))
-        report.emit("eventstore.read_all.throughput", Double(read) / readSeconds, unit: "events/s", ["events": .number(Double(read))])
     }
 
     /// Runs `operation` on `writers` concurrent tasks for `duration`; returns units done,

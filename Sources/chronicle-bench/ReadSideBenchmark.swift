@@ -10,10 +10,14 @@ import Projections
 import Workers
 import Synchronization
 
-/// The read side's figures: rebuild rate beside the raw read speed of the events table, commit-to-
-/// read-model latency at a steady rate for Postgres and Redis, and relay throughput with confirms.
+/// The read side's figures, each beside the raw keyset read rate of the same events table
+/// (pgbench, one client, pages of 1,000 rows of the columns the store reads), in the same run:
+/// reading the log, catching a new projector up, and rebuilding a read model, from `rebuildEvents`
+/// agent creations and renames. Then commit-to-read-model latency at a steady rate for Postgres
+/// and Redis, and relay throughput with confirms.
 struct ReadSideBenchmark {
     let database: ChronicleDatabase
+    let settings: PostgresSettings
     let platform: Platform
     let report: BenchReport
     let rebuildEvents: Int
@@ -22,25 +26,37 @@ struct ReadSideBenchmark {
 
     func run() async throws {
         try await seed(rebuildEvents)
-        try await rebuildRate()
+        let keyset = try await keysetRate()
+        try await readAllRate(beside: keyset)
+        try await catchUpRate(beside: keyset)
+        try await rebuildRate(beside: keyset)
         try await latency(rate: 1000)
         try await relayThroughput()
     }
 
-    /// Appends `count` small events in batches of 500 from 8 writers.
+    /// Appends `count` agent events, half creations and half renames, in appends of 500 from 8
+    /// writers (each append's stream holds the 250 agents it creates: the projection keys rows by
+    /// the agent id in the event).
     private func seed(_ count: Int) async throws {
-        let payload = Data(#"{"note":"read-side benchmark event"}"#.utf8)
         let perWriter = count / 8
+        let settings = AgentModelSettings(model: "offline", temperature: 0.5, maxTokens: 100)
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for writer in 0..<8 {
+            for _ in 0..<8 {
                 group.addTask {
                     var written = 0
                     while written < perWriter {
                         let size = min(500, perWriter - written)
-                        let events = (0..<size).map { _ in
-                            NewEvent(eventID: UUID(), eventType: "BenchmarkEvent", schemaVersion: 1, data: payload, metadata: EventMetadata())
+                        var events: [NewEvent] = []
+                        let agents = (0..<(size + 1) / 2).map { _ in UUID() }
+                        for (index, agent) in agents.enumerated() {
+                            events.append(try NewEvent(AgentCreated(
+                                agentID: agent, ownerID: "owner-\(index % 100)", name: "agent \(index)", instructions: "read-side benchmark agent",
+                                settings: settings, plugins: [], createdAt: Date()), id: UUID(), metadata: EventMetadata(userID: "bench")))
                         }
-                        _ = try await database.eventStore.append(to: "seed-\(writer)-\(written)", expected: .noStream, events: events)
+                        for agent in agents.prefix(size - agents.count) {
+                            events.append(try NewEvent(AgentRenamed(agentID: agent, name: "renamed", renamedAt: Date()), id: UUID(), metadata: EventMetadata(userID: "bench")))
+                        }
+                        _ = try await database.eventStore.append(to: "agent-\(UUID())", expected: .noStream, events: events)
                         written += size
                     }
                 }
@@ -49,20 +65,68 @@ struct ReadSideBenchmark {
         }
     }
 
-    private func rebuildRate() async throws {
+    /// pgbench, one client: pages of 1,000 rows from a random position, in key order.
+    private func keysetRate() async throws -> Double {
         let events = try await database.countEvents()
-        let clock = ContinuousClock()
-        var start = clock.now
-        try await database.execute("COPY (SELECT global_position, data FROM events ORDER BY transaction_id, global_position) TO '/dev/null'")
-        let copySeconds = seconds(start.duration(to: clock.now))
-        report.emit("postgres.copy_events.throughput", Double(events) / copySeconds, unit: "rows/s", ["events": .number(Double(events))])
+        let script = """
+            \\set p random(0, \(max(1, events - 1_000)))
+            SELECT global_position, stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, transaction_id
+            FROM events WHERE global_position > :p ORDER BY global_position LIMIT 1000;
 
-        start = clock.now
-        let result = try await platform.postgres(EventCountsProjection()).rebuild(events: database.eventStore, batchSize: 2_000)
-        let rebuildSeconds = seconds(start.duration(to: clock.now))
-        report.emit("projection.rebuild.throughput", Double(result.events) / rebuildSeconds, unit: "events/s", [
-            "projection": .string("event_counts"), "events": .number(Double(result.events)), "seconds": .number(rebuildSeconds),
+            """
+        let rate = try Pgbench(settings: settings).tps(script: script, clients: 1, seconds: 5) * 1_000
+        report.emit("postgres.keyset_read.throughput", rate, unit: "rows/s", [
+            "events": .number(Double(events)), "page": .number(1_000), "peer": .string("pgbench, 1 client"),
         ])
+        return rate
+    }
+
+    private func readAllRate(beside keyset: Double) async throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var checkpoint = Checkpoint.start
+        var read = 0
+        while true {
+            let batch = try await database.eventStore.readAll(after: checkpoint, limit: 1000)
+            guard let last = batch.last else { break }
+            read += batch.count
+            checkpoint = last.checkpoint
+        }
+        let rate = Double(read) / seconds(start.duration(to: clock.now))
+        report.emit("eventstore.read_all.throughput", rate, unit: "events/s", ["events": .number(Double(read)), "page": .number(1_000)])
+        report.emit("eventstore.read_all.vs_keyset", rate / keyset, unit: "ratio", [:])
+    }
+
+    /// A new projector (agents_by_owner, as the server runs it) started at the beginning of the
+    /// log: from its start to its checkpoint passing the head.
+    private func catchUpRate(beside keyset: Double) async throws {
+        let store = platform.postgres(AgentListProjection())
+        let head = try await database.eventStore.head()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let runner = Task { try await platform.runner(store).run() }
+        defer { runner.cancel() }
+        while try await store.checkpoint() < head { try await Task.sleep(for: .milliseconds(20)) }
+        let elapsed = seconds(start.duration(to: clock.now))
+        let events = try await database.countEvents()
+        report.emit("projection.catch_up.throughput", Double(events) / elapsed, unit: "events/s", [
+            "projection": .string("agents_by_owner"), "events": .number(Double(events)), "seconds": .number(elapsed),
+        ])
+        report.emit("projection.catch_up.vs_keyset", Double(events) / elapsed / keyset, unit: "ratio", [:])
+        runner.cancel()
+        _ = await runner.result
+    }
+
+    private func rebuildRate(beside keyset: Double) async throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result = try await platform.postgres(AgentListProjection()).rebuild(events: database.eventStore)
+        let rebuildSeconds = seconds(start.duration(to: clock.now))
+        let rate = Double(result.events) / rebuildSeconds
+        report.emit("projection.rebuild.throughput", rate, unit: "events/s", [
+            "projection": .string("agents_by_owner"), "events": .number(Double(result.events)), "seconds": .number(rebuildSeconds),
+        ])
+        report.emit("projection.rebuild.vs_keyset", rate / keyset, unit: "ratio", [:])
     }
 
     /// Appends one event every millisecond for `latencySeconds`, while the Postgres and Redis

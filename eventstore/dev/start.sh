@@ -64,9 +64,12 @@ start_postgres() {
     as_pg "$PG_BIN/initdb" -D "$dir" -U "$CHRONICLE_PG_USER" --auth=trust -E UTF8 --no-locale >"$LOG/initdb.log" 2>&1 \
       || die "initdb failed; see $LOG/initdb.log"
   fi
-  # Throwaway instance: durability off for speed. `chronicle bench` reports these settings.
+  # Throwaway instance: durability off for speed, unless CHRONICLE_PG_DURABLE=1 (the benchmark's
+  # own server, whose append figures must be paid for with fsync). `chronicle bench` reports these.
+  local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${CHRONICLE_PG_DURABLE:-0}" = 1 ] && durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
   as_pg "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/postgres.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $CHRONICLE_PG_PORT -k $sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500 -c shared_buffers=256MB" \
+    -o "-c listen_addresses=127.0.0.1 -p $CHRONICLE_PG_PORT -k $sock $durability -c max_connections=500 -c shared_buffers=256MB" \
     start >/dev/null || die "postgres did not start; see $dir/postgres.log"
   as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$CHRONICLE_PG_PORT" -U "$CHRONICLE_PG_USER" -d postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname = '$CHRONICLE_PG_DB'" | grep -q 1 \

@@ -2,6 +2,7 @@ import Commands
 import Events
 import Foundation
 import Logging
+import NIOCore
 import PostgresNIO
 
 /// The event store on PostgreSQL (schema in eventstore/migrations, explained in eventstore/README.md).
@@ -19,27 +20,30 @@ public struct PostgresEventStore: EventStore, CorrelationReader {
     /// Whether appends chain each event's hash to the one before it (migrations 0006, 0007).
     /// Always, but for the benchmark measuring what the chain costs: its unchained events store an
     /// empty hash (the trigger then does not run), which `chronicle audit verify` reports.
-    public var chained: Bool
+    public let chained: Bool
+    /// Concurrent one-event appends share a statement (see `AppendGroups`).
+    let groups: AppendGroups?
 
-    public init(client: PostgresClient, logger: Logger, signal: AppendSignal = AppendSignal(), chained: Bool = true) {
+    /// `groupCommit: false` gives each append its own statement (the benchmark's peer figure).
+    public init(client: PostgresClient, logger: Logger, signal: AppendSignal = AppendSignal(), chained: Bool = true, groupCommit: Bool = true) {
         self.client = client
         self.logger = logger
         self.signal = signal
         self.chained = chained
+        groups = groupCommit ? AppendGroups(client: client, logger: logger, chained: chained) : nil
     }
+
+    /// Group commit so far: groups committed, appends they held, the largest group.
+    public var groupCommitStats: (groups: Int, appends: Int, largest: Int) { groups?.stats ?? (0, 0, 0) }
 
     static let columns = columns(of: "events")
 
-    /// The select list `fetch` decodes, qualified by a table name or alias.
-    ///
-    /// The text casts get names of their own: an output column keeps its source's name, and a bare
-    /// `ORDER BY transaction_id` binds to the output column before the table's, which sorted the
-    /// log as text ("10152" before "6331") once transaction ids grew a digit.
+    /// The select list `fetch` decodes, qualified by a table name or alias. Every column comes in
+    /// PostgreSQL's binary format: `jsonb` as a version byte and its text, `xid8` as eight bytes.
     static func columns(of table: String) -> String {
         [
             "global_position", "stream_id", "stream_version", "event_id", "event_type", "schema_version",
-            "data::text AS data_text", "metadata::text AS metadata_text", "recorded_at",
-            "transaction_id::text AS transaction_text",
+            "data", "metadata", "recorded_at", "transaction_id",
         ].map { "\(table).\($0)" }.joined(separator: ", ")
     }
 
@@ -59,6 +63,20 @@ public struct PostgresEventStore: EventStore, CorrelationReader {
     }
 
     private func appendOnce(to streamID: String, expected: ExpectedVersion, events: [NewEvent]) async throws -> AppendResult {
+        if events.count == 1, let groups {
+            switch await groups.submit(AppendGroups.Request(streamID: streamID, expected: expected, event: events[0])) {
+            case .written(let position, let version, let transaction):
+                signal.signal()
+                return AppendResult(
+                    streamID: streamID, streamVersion: version,
+                    checkpoint: Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position),
+                    positions: [position], duplicate: false)
+            case .rejected:
+                return try await resolveRejected(streamID: streamID, expected: expected, events: events)
+            case .failed(let error):
+                throw unavailable(error)
+            }
+        }
         // Strings Postgres would refuse (U+0000) are stored escaped and restored by `fetch`.
         let metadata = try events.map { String(decoding: PostgresText.encodeJSON(try EventCoding.encode($0.metadata)), as: UTF8.self) }
         let (exact, mustExist): (Int64?, Bool) =
@@ -235,19 +253,31 @@ public struct PostgresEventStore: EventStore, CorrelationReader {
             var events: [RecordedEvent] = []
             let rows = try await client.query(query, logger: logger)
             for try await (position, stream, version, id, type, schema, data, metadata, recordedAt, transaction) in rows.decode(
-                (Int64, String, Int64, UUID, String, Int32, String, String, Date, String).self)
+                (Int64, String, Int64, UUID, String, Int32, ByteBuffer, ByteBuffer, Date, ByteBuffer).self)
             {
                 events.append(RecordedEvent(
                     streamID: stream, streamVersion: version,
-                    checkpoint: Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position),
-                    eventID: id, eventType: type, schemaVersion: Int(schema), data: PostgresText.decodeJSON(Data(data.utf8)),
-                    metadata: (try? EventCoding.decode(EventMetadata.self, from: PostgresText.decodeJSON(Data(metadata.utf8)))) ?? EventMetadata(),
-                    recordedAt: recordedAt))
+                    checkpoint: Checkpoint(transactionID: Self.xid8(transaction), position: position),
+                    eventID: id, eventType: type, schemaVersion: Int(schema), data: PostgresText.decodeJSON(Self.jsonb(data)),
+                    metadata: EventMetadataParser.parse(Self.jsonb(metadata)), recordedAt: recordedAt))
             }
             return events
         } catch {
             throw unavailable(error)
         }
+    }
+
+    /// A `jsonb` value in binary format: a version byte (1), then the JSON text.
+    static func jsonb(_ buffer: ByteBuffer) -> Data {
+        var buffer = buffer
+        guard buffer.readInteger(as: UInt8.self) == 1 else { return Data("null".utf8) }
+        return Data(buffer.readableBytesView)
+    }
+
+    /// An `xid8` in binary format: eight bytes, big-endian.
+    static func xid8(_ buffer: ByteBuffer) -> UInt64 {
+        var buffer = buffer
+        return buffer.readInteger(endianness: .big, as: UInt64.self) ?? 0
     }
 
     private static func result(of events: [RecordedEvent], duplicate: Bool) -> AppendResult {

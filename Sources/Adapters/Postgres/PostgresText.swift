@@ -73,11 +73,26 @@ public enum PostgresText {
 
     /// The JSON text that was given to `encodeJSON`, from `jsonb::text`.
     public static func decodeJSON(_ json: Data) -> Data {
-        guard json.range(of: Data(markerBytes)) != nil else { return json }
+        guard containsMarker(json) else { return json }
         return rewriteStrings(json) { literal in
             guard startsWithMarker(literal), let value = try? JSONDecoder().decode(String.self, from: Data(("\"" + literal + "\"").utf8))
             else { return literal }
             return jsonBody(decode(value))
+        }
+    }
+
+    /// Whether the marker's UTF-8 bytes occur in `data`: a scan for its first byte (memchr), which
+    /// ordinary text rarely holds, then a look at the two after it. On every event read.
+    static func containsMarker(_ data: Data) -> Bool {
+        data.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return false }
+            var offset = 0
+            while offset < raw.count, let found = memchr(base + offset, Int32(markerBytes[0]), raw.count - offset) {
+                let at = base.distance(to: UnsafeRawPointer(found))
+                if at + 2 < raw.count, raw[at + 1] == markerBytes[1], raw[at + 2] == markerBytes[2] { return true }
+                offset = at + 1
+            }
+            return false
         }
     }
 
