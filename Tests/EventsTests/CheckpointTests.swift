@@ -40,4 +40,22 @@ import Testing
         let parsed = try #require(Timestamp.parse(text))
         #expect(abs(parsed.timeIntervalSince(date)) < 0.001)
     }
+
+    /// The hand parser of `format`'s form (`parseFormatted`) reads what the format style reads,
+    /// to the same Date, over 20,000 seeded instants from 1970 to 2100 and the edges of leap years.
+    @Test func theFastTimestampParserAgreesWithTheFormatStyle() throws {
+        var generator = SystemRandomNumberGenerator()
+        var seeded = (0..<20_000).map { _ in Int64.random(in: 0..<4_102_444_800_000, using: &generator) }
+        seeded += [0, 951_782_400_000, 951_868_799_999, 4_107_542_399_999, 1_709_164_800_123]  // 2000-02-29, 2100-02-28
+        for millis in seeded {
+            let text = Timestamp.format(Date(timeIntervalSince1970: Double(millis) / 1_000))
+            let fast = try #require(Timestamp.parseFormatted(text), "\(text)")
+            let style = try Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text)
+            #expect(Timestamp.format(fast) == text)
+            #expect(abs(fast.timeIntervalSince(style)) < 0.000_001, "\(text): \(fast.timeIntervalSince1970) against \(style.timeIntervalSince1970)")
+        }
+        #expect(Timestamp.parseFormatted("2026-01-05T10:00:00Z") == nil)
+        #expect(Timestamp.parseFormatted("2026-13-05T10:00:00.000Z") == nil)
+        #expect(Timestamp.parse("2026-01-05T10:00:00Z") != nil)
+    }
 }

@@ -19,7 +19,7 @@ extension PostgresProjectionStore {
     /// views at it and records the generation. If the rebuild got further than the live runner,
     /// the checkpoint moves forward and the runner, finding it moved, reloads it.
     public func rebuild(
-        events: any EventStore, batchSize: Int = 2_000, progress: @Sendable (RebuildProgress) -> Void = { _ in }
+        events: any EventStore, batchSize: Int = 5_000, progress: @Sendable (RebuildProgress) -> Void = { _ in }
     ) async throws -> (generation: Int, events: Int) {
         try await prepareStorage()
         let clock = ContinuousClock()
@@ -37,14 +37,17 @@ extension PostgresProjectionStore {
         }
         var checkpoint = Checkpoint.start
         var done = 0
-        // Catch up outside any lock.
-        while true {
-            let batch = try await events.readAll(after: checkpoint, limit: batchSize)
-            guard let last = batch.last else { break }
-            try await transaction { connection in try await apply(batch, to: tables, on: connection) }
+        let known = FoldKeys()
+        // Catch up outside any lock, reading the next page while this one is written.
+        var batch = try await events.readAll(after: checkpoint, limit: batchSize)
+        while let last = batch.last {
+            async let next = events.readAll(after: last.checkpoint, limit: batchSize)
+            let current = batch
+            try await transaction { connection in try await apply(current, to: tables, on: connection, known: known) }
             checkpoint = last.checkpoint
             done += batch.count
             progress(RebuildProgress(events: done, total: max(total, done), elapsed: started.duration(to: clock.now)))
+            batch = try await next
         }
         // Swap, with the live runner paused on the checkpoint row.
         let final = checkpoint
@@ -60,7 +63,7 @@ extension PostgresProjectionStore {
             while position < live {
                 let batch = try await events.readAll(after: position, limit: batchSize).filter { $0.checkpoint <= live }
                 guard let last = batch.last else { break }
-                try await apply(batch, to: tables, on: connection)
+                try await apply(batch, to: tables, on: connection, known: known)
                 position = last.checkpoint
             }
             for table in projection.tables {
@@ -85,7 +88,20 @@ extension PostgresProjectionStore {
         return (next, done)
     }
 
-    private func apply(_ batch: [RecordedEvent], to tables: [String: String], on connection: PostgresConnection) async throws {
+    /// `known`: the keys the new generation holds so far (see `RowFolder`).
+    private func apply(_ batch: [RecordedEvent], to tables: [String: String], on connection: PostgresConnection, known: FoldKeys) async throws {
+        if let folding = projection as? any FoldingPostgresProjection {
+            do {
+                try await fold(folding, batch, tables: tables, on: connection, known: known)
+            } catch is FoldRefused {
+                // An event the fold refuses is parked for the live runner already: the others,
+                // one at a time (the fold refuses before it writes, so the transaction is sound).
+                for event in batch {
+                    do { try await fold(folding, [event], tables: tables, on: connection, known: known) } catch is FoldRefused { continue }
+                }
+            }
+            return
+        }
         for event in batch {
             // An event the projection cannot handle is parked for the live runner already.
             guard let statements = try? projection.statements(for: event) else { continue }

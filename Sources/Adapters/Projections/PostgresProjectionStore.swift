@@ -23,8 +23,31 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
 
     var table: ProjectorCheckpointTable { ProjectorCheckpointTable(projector: projection.name, client: client, logger: logger) }
 
+    /// A folded projection's events are applied by the fold, per batch (`RowFolder`): no
+    /// statements per event, and an event the fold refuses fails its batch, which the runner then
+    /// applies one event at a time to park it.
     public func writes(for event: RecordedEvent) throws -> [SQLStatement] {
-        try projection.statements(for: event)
+        projection is any FoldingPostgresProjection ? [] : try projection.statements(for: event)
+    }
+
+    /// Applies events' writes to the generation's tables: through the fold for a folded
+    /// projection, else their statements one by one.
+    func write(_ events: [(RecordedEvent, [SQLStatement])], tables: [String: String], on connection: PostgresConnection) async throws {
+        if let folding = projection as? any FoldingPostgresProjection {
+            try await fold(folding, events.map(\.0), tables: tables, on: connection, known: nil)
+            return
+        }
+        for (_, statements) in events {
+            for statement in statements {
+                _ = try await connection.query(statement.query(tables: tables), logger: logger)
+            }
+        }
+    }
+
+    func fold<F: FoldingPostgresProjection>(
+        _ folding: F, _ events: [RecordedEvent], tables: [String: String], on connection: PostgresConnection, known: FoldKeys?
+    ) async throws {
+        try await RowFolder(projection: folding, logger: logger).apply(events, tables: tables, on: connection, known: known)
     }
 
     public func prepareStorage() async throws {
@@ -43,12 +66,10 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
     public func apply(_ steps: [ProjectionStep<[SQLStatement]>], after: Checkpoint, through: Checkpoint, epoch: Int64) async throws {
         try await transaction { connection in
             try await table.advance(after: after, through: through, epoch: epoch, on: connection) { generation in
-                let tables = physicalNames(generation: generation)
-                for case .apply(_, let statements) in steps {
-                    for statement in statements {
-                        _ = try await connection.query(statement.query(tables: tables), logger: logger)
-                    }
+                let applied = steps.compactMap { step -> (RecordedEvent, [SQLStatement])? in
+                    if case .apply(let event, let statements) = step { (event, statements) } else { nil }
                 }
+                try await write(applied, tables: physicalNames(generation: generation), on: connection)
                 try await PostgresParkedEventStore.insert(steps, projector: projection.name, on: connection, logger: logger)
             }
         }
@@ -57,12 +78,7 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
     public func applyReleased(_ events: [(RecordedEvent, [SQLStatement])], epoch: Int64) async throws {
         try await transaction { connection in
             let (generation, _) = try await table.lock(epoch: epoch, on: connection)
-            let tables = physicalNames(generation: generation)
-            for (_, statements) in events {
-                for statement in statements {
-                    _ = try await connection.query(statement.query(tables: tables), logger: logger)
-                }
-            }
+            try await write(events, tables: physicalNames(generation: generation), on: connection)
             _ = try await connection.query(
                 "DELETE FROM parked_events WHERE projector = \(projection.name) AND event_id = ANY(\(events.map(\.0.eventID)))",
                 logger: logger)
@@ -75,7 +91,9 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
 
     /// SQLSTATE classes 22 (data exception: out of range, invalid text, ...) and 23 (integrity
     /// constraint violation): the statements' values are at fault, not the server or the lease.
+    /// Likewise an event a fold cannot apply.
     public func refusedData(_ error: any Error) -> String? {
+        if let refused = error as? FoldRefused { return "the read model refused the event: \(refused.description)" }
         guard let state = PostgresErrors.sqlState(error), state.hasPrefix("22") || state.hasPrefix("23") else { return nil }
         return "Postgres refused the read model's writes: \(PostgresErrors.summary(error)) (SQLSTATE \(state))"
     }

@@ -2,8 +2,9 @@ import Events
 import Foundation
 
 /// Agents per owner, for `GET /agents` and `GET /agents/{id}` (Postgres, table
-/// `agents_by_owner`): every field of the agent, its stream version (the ETag) and status.
-public struct AgentListProjection: PostgresProjection {
+/// `agents_by_owner`): every field of the agent, its stream version (the ETag) and status. Folded
+/// per batch (`foldChange`); `statements(for:)` says the same one event at a time.
+public struct AgentListProjection: FoldingPostgresProjection {
     public let name = "agents_by_owner"
     let registry: EventRegistry
 
@@ -68,6 +69,75 @@ public struct AgentListProjection: PostgresProjection {
                 set.agentID, "persona = $4::jsonb", [set.persona.map { .json((try? EventCoding.encode($0)) ?? Data("null".utf8)) } ?? .null], version,
                 set.setAt)]
         }
+    }
+
+    public var foldTable: FoldTable {
+        FoldTable(name: "agents_by_owner", columns: [
+            ("agent_id", .uuid), ("owner_id", .text), ("tenant_id", .text), ("name", .text), ("instructions", .text), ("model", .text),
+            ("temperature", .double), ("max_tokens", .bigint), ("plugins", .jsonb), ("status", .text), ("persona", .jsonb),
+            ("version", .bigint), ("created_at", .timestamptz), ("updated_at", .timestamptz),
+        ])
+    }
+
+    /// The statements above, as changes to the row: an insert that does nothing over an existing
+    /// row, updates that do nothing without one.
+    public func foldChange(for event: RecordedEvent) throws -> FoldChange? {
+        guard event.streamID.hasPrefix("agent-"), registry.registrations[event.eventType] != nil else { return nil }
+        let version = SQLValue.int(event.streamVersion)
+        func update(_ id: UUID, _ at: Date, _ change: @escaping @Sendable (inout FoldRow) -> Void) -> FoldChange {
+            FoldChange(key: .uuid(id)) { row in
+                guard row != nil else { return }
+                change(&row!)
+                row!["version"] = version
+                row!["updated_at"] = .timestamp(at)
+            }
+        }
+        switch try registry.decode(event, as: AgentEvent.self) {
+        case .created(let created):
+            let plugins = SQLValue.json(try JSONEncoder().encode(created.plugins))
+            let tenant = event.metadata.tenantID.map(SQLValue.text) ?? .null
+            return FoldChange(key: .uuid(created.agentID)) { row in
+                guard row == nil else { return }
+                row = [
+                    "agent_id": .uuid(created.agentID), "owner_id": .text(created.ownerID), "tenant_id": tenant, "name": .text(created.name),
+                    "instructions": .text(created.instructions), "model": .text(created.settings.model),
+                    "temperature": .double(created.settings.temperature), "max_tokens": .int(Int64(created.settings.maxTokens)),
+                    "plugins": plugins, "status": .text("active"), "persona": .null, "version": version,
+                    "created_at": .timestamp(created.createdAt), "updated_at": .timestamp(created.createdAt),
+                ]
+            }
+        case .instructionsChanged(let changed):
+            return update(changed.agentID, changed.changedAt) { $0["instructions"] = .text(changed.instructions) }
+        case .renamed(let renamed):
+            return update(renamed.agentID, renamed.renamedAt) { $0["name"] = .text(renamed.name) }
+        case .modelSettingsChanged(let changed):
+            return update(changed.agentID, changed.changedAt) {
+                $0["model"] = .text(changed.settings.model)
+                $0["temperature"] = .double(changed.settings.temperature)
+                $0["max_tokens"] = .int(Int64(changed.settings.maxTokens))
+            }
+        case .pluginAdded(let added):
+            return update(added.agentID, added.addedAt) { row in
+                var plugins = Self.plugins(row["plugins"])
+                if !plugins.contains(added.plugin) { plugins.append(added.plugin) }
+                row["plugins"] = .json((try? JSONEncoder().encode(plugins)) ?? Data("[]".utf8))
+            }
+        case .pluginRemoved(let removed):
+            return update(removed.agentID, removed.removedAt) { row in
+                let plugins = Self.plugins(row["plugins"]).filter { $0 != removed.plugin }
+                row["plugins"] = .json((try? JSONEncoder().encode(plugins)) ?? Data("[]".utf8))
+            }
+        case .deleted(let deleted):
+            return update(deleted.agentID, deleted.deletedAt) { $0["status"] = .text("deleted") }
+        case .personaSet(let set):
+            let persona = set.persona.map { SQLValue.json((try? EventCoding.encode($0)) ?? Data("null".utf8)) } ?? .null
+            return update(set.agentID, set.setAt) { $0["persona"] = persona }
+        }
+    }
+
+    static func plugins(_ value: SQLValue?) -> [String] {
+        guard case .json(let data) = value else { return [] }
+        return (try? JSONDecoder().decode([String].self, from: data)) ?? []
     }
 
     func update(_ agentID: UUID, _ assignments: String, _ binds: [SQLValue], _ version: SQLValue, _ at: Date) -> SQLStatement {

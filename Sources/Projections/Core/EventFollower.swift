@@ -39,13 +39,27 @@ public struct EventFollower: Sendable {
     ) async throws {
         var checkpoint = start
         var heldSince: ContinuousClock.Instant?
+        var prefetched: [RecordedEvent]?
         while !Task.isCancelled {
             let generation = signal.generation
-            let batch = try await store.readAll(after: checkpoint, limit: batchSize)
+            let batch: [RecordedEvent]
+            if let ready = prefetched {
+                batch = ready
+            } else {
+                batch = try await store.readAll(after: checkpoint, limit: batchSize)
+            }
+            prefetched = nil
             if let last = batch.last {
+                if batch.count == batchSize {
+                    // Behind the log: read the next page while this one is handled.
+                    async let next = store.readAll(after: last.checkpoint, limit: batchSize)
+                    try await handle(batch)
+                    checkpoint = last.checkpoint
+                    prefetched = try await next
+                    continue
+                }
                 try await handle(batch)
                 checkpoint = last.checkpoint
-                if batch.count == batchSize { continue }
             }
             if let probe = store as? any HoldBackProbe, (try? await probe.heldBack(after: checkpoint)) == true {
                 // Committed events wait behind an open transaction: poll briefly until it ends.
