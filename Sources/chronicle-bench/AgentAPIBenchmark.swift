@@ -15,6 +15,9 @@ struct AgentAPIBenchmark {
     let report: BenchReport
     let seconds: Int
     let connections: Int
+    /// The store's one-event append rate with `connections` writers on the same server, measured
+    /// just before: the ceiling of a command route.
+    let appendCeiling: Double
     var token = ""
 
     struct WrkResult {
@@ -91,6 +94,35 @@ struct AgentAPIBenchmark {
         let execute = try runWrk(wrk, url: "\(base)/api/v1/agents/\(agent)/execute", script: script.path)
         emit("api.execute.post", execute, route: "POST /api/v1/agents/{id}/execute")
 
+        // A command route with no worker behind it: each request creates an agent (load its empty
+        // stream, decide, append), beside the store's own append rate at this concurrency.
+        let createScript = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-bench-create-\(getpid()).lua")
+        try """
+            wrk.method = "POST"
+            wrk.body = '{"name": "bench", "instructions": "Answer briefly."}'
+            wrk.headers["Content-Type"] = "application/json"
+            wrk.headers["Authorization"] = "Bearer \(token)"
+            """.write(to: createScript, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: createScript) }
+        let creates = try runWrk(wrk, url: "\(base)/api/v1/agents", script: createScript.path)
+        emit("api.agent.create", creates, route: "POST /api/v1/agents")
+        report.emit("api.agent.create.vs_append", creates.requestsPerSecond / appendCeiling, unit: "ratio", [
+            "append_events_per_s": .number(appendCeiling.rounded()), "writers": .number(Double(connections)),
+        ])
+        // The kernel's high-water mark of the server's resident memory over the whole run.
+        if let peak = Self.peakRSS(of: server.processIdentifier) {
+            report.emit("api.server.peak_rss", Double(peak) / 1024, unit: "MiB", ["source": .string("VmHWM of /proc/<pid>/status")])
+        }
+
+    }
+
+    /// VmHWM (peak resident set) in KiB.
+    static func peakRSS(of pid: Int32) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "")
+        }
+        return nil
     }
 
     /// The seeds' example persona as a request body.

@@ -106,9 +106,11 @@ struct Bench: AsyncParsableCommand {
                         let report = BenchReport(durability: try await database.durabilitySettings())
                         let s = base.with(database: apiName)
                         let password = s.password.map { ":" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? ""
+                        let appendCeiling = try await EventStoreBenchmark.appendRate(
+                            database, writers: connections, duration: .seconds(Int64(max(2, Int(seconds)))))
                         var api = AgentAPIBenchmark(
                             databaseURL: "postgres://\(s.username)\(password)@\(s.host):\(s.port)/\(apiName)?sslmode=disable", report: report,
-                            seconds: max(2, Int(seconds)), connections: connections)
+                            seconds: max(2, Int(seconds)), connections: connections, appendCeiling: appendCeiling)
                         try await api.run()
                     }
                 } catch {

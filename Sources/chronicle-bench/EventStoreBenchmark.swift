@@ -34,6 +34,13 @@ struct EventStoreBenchmark {
         try await commandScenario()
     }
 
+    /// One-event appends per second from `writers` concurrent writers for `duration`.
+    static func appendRate(_ database: ChronicleDatabase, writers: Int, duration: Duration) async throws -> Double {
+        let payload = Data(#"{"name":"bench","instructions":"Answer briefly."}"#.utf8)
+        let bench = EventStoreBenchmark(database: database, settings: database.settings, duration: duration, report: BenchReport(durability: [:]))
+        return try await bench.appendScenarios([(writers, 1)], payload: payload, metadata: EventMetadata(userID: "bench"), quiet: true)[0]
+    }
+
     /// pgbench inserting one row per transaction into a copy of the events table (same columns,
     /// defaults and indexes, none of its triggers), with the same payload and metadata.
     private func rawInsertCeiling(payload: Data, metadata: EventMetadata, clients: Int) async throws -> Double {
@@ -76,7 +83,7 @@ struct EventStoreBenchmark {
     }
 
     @discardableResult
-    private func appendScenarios(
+    func appendScenarios(
         _ shapes: [(Int, Int)], payload: Data, metadata: EventMetadata, chained: Bool = true, groupCommit: Bool = true, quiet: Bool = false
     ) async throws -> [Double] {
         let store =
