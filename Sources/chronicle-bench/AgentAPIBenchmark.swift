@@ -83,19 +83,9 @@ struct AgentAPIBenchmark {
         _ = try await send("PUT", "\(base)/api/v1/personas/\(persona)/labels/production", body: #"{"version": 1}"#)
         let render = try runWrk(wrk, url: "\(base)/api/v1/personas/\(persona)/render?label=production")
         emit("api.persona.render", render, route: "GET /api/v1/personas/{id}/render?label=production", ceiling: bare)
-        let script = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-bench-\(getpid()).lua")
-        try """
-            wrk.method = "POST"
-            wrk.body = '{"input": "What is 2+2?"}'
-            wrk.headers["Content-Type"] = "application/json"
-            wrk.headers["Authorization"] = "Bearer \(token)"
-            """.write(to: script, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: script) }
-        let execute = try runWrk(wrk, url: "\(base)/api/v1/agents/\(agent)/execute", script: script.path)
-        emit("api.execute.post", execute, route: "POST /api/v1/agents/{id}/execute")
-
         // A command route with no worker behind it: each request creates an agent (load its empty
-        // stream, decide, append), beside the store's own append rate at this concurrency.
+        // stream, decide, append), beside the store's own append rate at this concurrency. Before
+        // the execute load, whose queued runs would keep the workers busy under it.
         let createScript = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-bench-create-\(getpid()).lua")
         try """
             wrk.method = "POST"
@@ -109,6 +99,17 @@ struct AgentAPIBenchmark {
         report.emit("api.agent.create.vs_append", creates.requestsPerSecond / appendCeiling, unit: "ratio", [
             "append_events_per_s": .number(appendCeiling.rounded()), "writers": .number(Double(connections)),
         ])
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-bench-\(getpid()).lua")
+        try """
+            wrk.method = "POST"
+            wrk.body = '{"input": "What is 2+2?"}'
+            wrk.headers["Content-Type"] = "application/json"
+            wrk.headers["Authorization"] = "Bearer \(token)"
+            """.write(to: script, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: script) }
+        let execute = try runWrk(wrk, url: "\(base)/api/v1/agents/\(agent)/execute", script: script.path)
+        emit("api.execute.post", execute, route: "POST /api/v1/agents/{id}/execute")
+
         // The kernel's high-water mark of the server's resident memory over the whole run.
         if let peak = Self.peakRSS(of: server.processIdentifier) {
             report.emit("api.server.peak_rss", Double(peak) / 1024, unit: "MiB", ["source": .string("VmHWM of /proc/<pid>/status")])
