@@ -86,26 +86,14 @@ struct AgentAPIBenchmark {
         // A command route with no worker behind it: each request creates an agent (load its empty
         // stream, decide, append), beside the store's own append rate at this concurrency. Before
         // the execute load, whose queued runs would keep the workers busy under it.
-        let createScript = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-bench-create-\(getpid()).lua")
-        try """
-            wrk.method = "POST"
-            wrk.body = '{"name": "bench", "instructions": "Answer briefly."}'
-            wrk.headers["Content-Type"] = "application/json"
-            wrk.headers["Authorization"] = "Bearer \(token)"
-            """.write(to: createScript, atomically: true, encoding: .utf8)
+        let createScript = try postScript("create", body: #"{"name": "bench", "instructions": "Answer briefly."}"#)
         defer { try? FileManager.default.removeItem(at: createScript) }
         let creates = try runWrk(wrk, url: "\(base)/api/v1/agents", script: createScript.path)
         emit("api.agent.create", creates, route: "POST /api/v1/agents")
         report.emit("api.agent.create.vs_append", creates.requestsPerSecond / appendCeiling, unit: "ratio", [
             "append_events_per_s": .number(appendCeiling.rounded()), "writers": .number(Double(connections)),
         ])
-        let script = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-bench-\(getpid()).lua")
-        try """
-            wrk.method = "POST"
-            wrk.body = '{"input": "What is 2+2?"}'
-            wrk.headers["Content-Type"] = "application/json"
-            wrk.headers["Authorization"] = "Bearer \(token)"
-            """.write(to: script, atomically: true, encoding: .utf8)
+        let script = try postScript("execute", body: #"{"input": "What is 2+2?"}"#)
         defer { try? FileManager.default.removeItem(at: script) }
         let execute = try runWrk(wrk, url: "\(base)/api/v1/agents/\(agent)/execute", script: script.path)
         emit("api.execute.post", execute, route: "POST /api/v1/agents/{id}/execute")
@@ -115,6 +103,18 @@ struct AgentAPIBenchmark {
             report.emit("api.server.peak_rss", Double(peak) / 1024, unit: "MiB", ["source": .string("VmHWM of /proc/<pid>/status")])
         }
 
+    }
+
+    /// A wrk script that POSTs `body` (JSON, no single quotes) with the benchmark's token.
+    func postScript(_ name: String, body: String) throws -> URL {
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-bench-\(name)-\(getpid()).lua")
+        try """
+            wrk.method = "POST"
+            wrk.body = '\(body)'
+            wrk.headers["Content-Type"] = "application/json"
+            wrk.headers["Authorization"] = "Bearer \(token)"
+            """.write(to: script, atomically: true, encoding: .utf8)
+        return script
     }
 
     /// VmHWM (peak resident set) in KiB.

@@ -70,54 +70,33 @@ struct Bench: AsyncParsableCommand {
                 ).run()
             }
         }
-        guard !groups.isDisjoint(with: ["readside", "api", "sql"]) else { return }
-        try await ChronicleDatabase.withRunning(base, logger: logger) { admin in
-            try await admin.dropDatabase(name)
-            try await admin.createDatabase(name)
-            do {
-                try await ChronicleDatabase.withRunning(base.with(database: name), logger: logger) { database in
-                    try await database.migrate(migrator)
-                    let report = BenchReport(durability: try await database.durabilitySettings())
-                    if groups.contains("sql") {
-                        try await SqlBenchmark(database: database, report: report, seconds: max(2, seconds), logger: logger).run()
-                    }
+        if !groups.isDisjoint(with: ["readside", "sql"]) {
+            try await withBenchDatabase(base, name: name, migrator: migrator, logger: logger) { database, settings in
+                let report = BenchReport(durability: try await database.durabilitySettings())
+                if groups.contains("sql") {
+                    try await SqlBenchmark(database: database, report: report, seconds: max(2, seconds), logger: logger).run()
+                }
+                if groups.contains("readside") {
                     let platform = try ChronicleApp.platform(postgres: database, settings: Settings(), logger: logger)
-                    if groups.contains("readside") {
-                        try await ReadSideBenchmark(
-                            database: database, settings: base.with(database: name), platform: platform, report: report, rebuildEvents: rebuildEvents,
-                            latencySeconds: max(3, Int(seconds * 2)), relayEvents: relayEvents
-                        ).run()
-                    }
+                    try await ReadSideBenchmark(
+                        database: database, settings: settings, platform: platform, report: report, rebuildEvents: rebuildEvents,
+                        latencySeconds: max(3, Int(seconds * 2)), relayEvents: relayEvents
+                    ).run()
                 }
-            } catch {
-                try? await admin.dropDatabase(name)
-                throw error
             }
-            try await admin.dropDatabase(name)
-            // The API on a database of its own: after a million seeded events its projectors
-            // would spend the whole run catching up.
-            if groups.contains("api") {
-                let apiName = "\(name)_api"
-                try await admin.dropDatabase(apiName)
-                try await admin.createDatabase(apiName)
-                do {
-                    try await ChronicleDatabase.withRunning(base.with(database: apiName), logger: logger) { database in
-                        try await database.migrate(migrator)
-                        let report = BenchReport(durability: try await database.durabilitySettings())
-                        let s = base.with(database: apiName)
-                        let password = s.password.map { ":" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? ""
-                        let appendCeiling = try await EventStoreBenchmark.appendRate(
-                            database, writers: connections, duration: .seconds(Int64(max(2, Int(seconds)))))
-                        var api = AgentAPIBenchmark(
-                            databaseURL: "postgres://\(s.username)\(password)@\(s.host):\(s.port)/\(apiName)?sslmode=disable", report: report,
-                            seconds: max(2, Int(seconds)), connections: connections, appendCeiling: appendCeiling)
-                        try await api.run()
-                    }
-                } catch {
-                    try? await admin.dropDatabase(apiName)
-                    throw error
-                }
-                try await admin.dropDatabase(apiName)
+        }
+        // The API on a database of its own: after a million seeded events its projectors would
+        // spend the whole run catching up.
+        if groups.contains("api") {
+            try await withBenchDatabase(base, name: "\(name)_api", migrator: migrator, logger: logger) { database, s in
+                let report = BenchReport(durability: try await database.durabilitySettings())
+                let password = s.password.map { ":" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? ""
+                let appendCeiling = try await EventStoreBenchmark.appendRate(
+                    database, writers: connections, duration: .seconds(Int64(max(2, Int(seconds)))))
+                var api = AgentAPIBenchmark(
+                    databaseURL: "postgres://\(s.username)\(password)@\(s.host):\(s.port)/\(s.database)?sslmode=disable", report: report,
+                    seconds: max(2, Int(seconds)), connections: connections, appendCeiling: appendCeiling)
+                try await api.run()
             }
         }
     }
