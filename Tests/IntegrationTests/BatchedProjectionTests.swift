@@ -9,7 +9,7 @@ import Testing
 /// Folded read models (`FoldingPostgresProjection`, `agents_by_owner`): a batch applied by the
 /// fold, live and in a rebuild, leaves exactly the rows the per-event statements leave; and an
 /// event the fold refuses is parked alone.
-@Suite struct BatchedProjectionTests {
+@Suite(.serialized) struct BatchedProjectionTests {
     /// `agents_by_owner` through its per-event statements, in a table of its own.
     struct IncrementalAgentList: PostgresProjection {
         let inner = AgentListProjection()
