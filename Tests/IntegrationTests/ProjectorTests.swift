@@ -54,7 +54,7 @@ import Testing
             ).decode((String, String, String, Int64).self).all()
             #expect(rows.map(\.0) == ["alice", "bob", "alice"])
             #expect(rows.map(\.2) == ["deleted", "active", "active"])
-            #expect(rows[0].3 == 2)
+            #expect(rows.first?.3 == 2)
             // Live: a new agent shows up without a restart.
             _ = try await Self.createAgent(handler, owner: "carol", name: "four")
             try await Self.caughtUp(store, database)
