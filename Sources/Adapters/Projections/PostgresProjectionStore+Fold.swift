@@ -40,15 +40,9 @@ struct RowFolder<P: FoldingPostgresProjection>: Sendable {
     /// `known`: in a rebuild, the keys written so far (the only rows the new generation can
     /// hold), so only those are loaded. Nil: load every key (a live read model).
     func apply(_ events: [RecordedEvent], tables: [String: String], on connection: PostgresConnection, known: FoldKeys? = nil) async throws {
-        try await apply(changes: try await decode(events), tables: tables, on: connection, known: known)
-    }
-
-    /// Writes decoded changes. Callers decode before they open their transaction: its row lock
-    /// holds back every reader of the log on the server (the safe order waits for the oldest
-    /// open transaction), so nothing but SQL runs inside it.
-    func apply(changes: [FoldChange], tables: [String: String], on connection: PostgresConnection, known: FoldKeys? = nil) async throws {
         let table = projection.foldTable
         guard let physical = tables[table.name] else { throw FoldRefused(description: "no table \(table.name)") }
+        let changes = try await decode(events)
         var keys: [SQLValue] = []
         var seen = Set<SQLValue>()
         for change in changes where seen.insert(change.key).inserted { keys.append(change.key) }

@@ -43,13 +43,7 @@ extension PostgresProjectionStore {
         while let last = batch.last {
             async let next = events.readAll(after: last.checkpoint, limit: batchSize)
             let current = batch
-            // A folded projection's events are decoded before the transaction opens: it holds
-            // back every reader of the log while it is open.
-            if let changes = try? await foldChanges(current) {
-                try await transaction { connection in try await writeFold(changes, tables: tables, on: connection, known: known) }
-            } else {
-                try await transaction { connection in try await apply(current, to: tables, on: connection, known: known) }
-            }
+            try await transaction { connection in try await apply(current, to: tables, on: connection, known: known) }
             checkpoint = last.checkpoint
             done += batch.count
             progress(RebuildProgress(events: done, total: max(total, done), elapsed: started.duration(to: clock.now)))

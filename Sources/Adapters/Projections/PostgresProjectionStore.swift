@@ -44,29 +44,6 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
         }
     }
 
-    /// A folded projection's changes for `events`, decoded now (outside any transaction); nil for
-    /// a projection that is not folded.
-    func foldChanges(_ events: [RecordedEvent]) async throws -> [FoldChange]? {
-        guard let folding = projection as? any FoldingPostgresProjection else { return nil }
-        return try await decodeFold(folding, events)
-    }
-
-    func decodeFold<F: FoldingPostgresProjection>(_ folding: F, _ events: [RecordedEvent]) async throws -> [FoldChange] {
-        try await RowFolder(projection: folding, logger: logger).decode(events)
-    }
-
-    /// Writes changes `foldChanges` decoded.
-    func writeFold(_ changes: [FoldChange], tables: [String: String], on connection: PostgresConnection, known: FoldKeys?) async throws {
-        guard let folding = projection as? any FoldingPostgresProjection else { return }
-        try await writeFold(folding, changes, tables: tables, on: connection, known: known)
-    }
-
-    func writeFold<F: FoldingPostgresProjection>(
-        _ folding: F, _ changes: [FoldChange], tables: [String: String], on connection: PostgresConnection, known: FoldKeys?
-    ) async throws {
-        try await RowFolder(projection: folding, logger: logger).apply(changes: changes, tables: tables, on: connection, known: known)
-    }
-
     func fold<F: FoldingPostgresProjection>(
         _ folding: F, _ events: [RecordedEvent], tables: [String: String], on connection: PostgresConnection, known: FoldKeys?
     ) async throws {
@@ -87,18 +64,12 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
     }
 
     public func apply(_ steps: [ProjectionStep<[SQLStatement]>], after: Checkpoint, through: Checkpoint, epoch: Int64) async throws {
-        let applied = steps.compactMap { step -> (RecordedEvent, [SQLStatement])? in
-            if case .apply(let event, let statements) = step { (event, statements) } else { nil }
-        }
-        // Decoded before the transaction opens (see RowFolder.apply(changes:)).
-        let changes = try await foldChanges(applied.map(\.0))
         try await transaction { connection in
             try await table.advance(after: after, through: through, epoch: epoch, on: connection) { generation in
-                if let changes {
-                    try await writeFold(changes, tables: physicalNames(generation: generation), on: connection, known: nil)
-                } else {
-                    try await write(applied, tables: physicalNames(generation: generation), on: connection)
+                let applied = steps.compactMap { step -> (RecordedEvent, [SQLStatement])? in
+                    if case .apply(let event, let statements) = step { (event, statements) } else { nil }
                 }
+                try await write(applied, tables: physicalNames(generation: generation), on: connection)
                 try await PostgresParkedEventStore.insert(steps, projector: projection.name, on: connection, logger: logger)
             }
         }

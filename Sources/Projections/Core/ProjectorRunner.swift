@@ -25,7 +25,7 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
 
     public init(
         store: Store, events: any EventStore, signal: AppendSignal, leases: any LeaseProvider,
-        parking: any ParkedEventStore, maxAttempts: Int = 3, batchSize: Int = 500,
+        parking: any ParkedEventStore, maxAttempts: Int = 3, batchSize: Int = 2_000,
         standbyInterval: Duration = .seconds(1), pollInterval: Duration = .milliseconds(500),
         metrics: any MetricsFactory = NOOPMetricsHandler.instance, lagAlsoReportedAs: String? = nil, logger: Logger
     ) {
