@@ -37,12 +37,13 @@ struct RowFolder<P: FoldingPostgresProjection>: Sendable {
     let projection: P
     let logger: Logger
 
-    /// `known`: in a rebuild, the keys written so far (the only rows the new generation can
-    /// hold), so only those are loaded. Nil: load every key (a live read model).
-    func apply(_ events: [RecordedEvent], tables: [String: String], on connection: PostgresConnection, known: FoldKeys? = nil) async throws {
+    /// Writes `changes` (from `decode`, which callers run before their transaction opens: see
+    /// `PostgresProjectionStore.prepare`). `known`: in a rebuild, the keys written so far (the
+    /// only rows the new generation can hold), so only those are loaded. Nil: load every key (a
+    /// live read model).
+    func write(_ changes: [FoldChange], tables: [String: String], on connection: PostgresConnection, known: FoldKeys? = nil) async throws {
         let table = projection.foldTable
         guard let physical = tables[table.name] else { throw FoldRefused(description: "no table \(table.name)") }
-        let changes = try await decode(events)
         var keys: [SQLValue] = []
         var seen = Set<SQLValue>()
         for change in changes where seen.insert(change.key).inserted { keys.append(change.key) }

@@ -23,6 +23,11 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
 
     var table: ProjectorCheckpointTable { ProjectorCheckpointTable(projector: projection.name, client: client, logger: logger) }
 
+    /// A folded batch is decoded before its transaction and written in a few statements, so it
+    /// can be large; statements per event keep the transaction (and the readers it holds back)
+    /// short.
+    public var batchSize: Int { projection is any FoldingPostgresProjection ? 2_000 : 500 }
+
     /// A folded projection's events are applied by the fold, per batch (`RowFolder`): no
     /// statements per event, and an event the fold refuses fails its batch, which the runner then
     /// applies one event at a time to park it.
@@ -30,24 +35,61 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
         projection is any FoldingPostgresProjection ? [] : try projection.statements(for: event)
     }
 
-    /// Applies events' writes to the generation's tables: through the fold for a folded
-    /// projection, else their statements one by one.
-    func write(_ events: [(RecordedEvent, [SQLStatement])], tables: [String: String], on connection: PostgresConnection) async throws {
-        if let folding = projection as? any FoldingPostgresProjection {
-            try await fold(folding, events.map(\.0), tables: tables, on: connection, known: nil)
-            return
+    /// A batch's writes, made ready before its transaction opens.
+    ///
+    /// A projector's transaction holds a transaction id from its first row lock, and the log's
+    /// safe order makes every reader on the server wait for the oldest open one (a follower in
+    /// any database of the cluster): so nothing but SQL runs inside it. A folded projection's
+    /// events are decoded and folded into changes here; others bring their statements.
+    enum PreparedWrites: Sendable {
+        case statements([[SQLStatement]])
+        case fold([FoldChange])
+    }
+
+    /// Decodes `events` (a fold throws `FoldRefused` for an event it cannot apply).
+    func prepare(_ events: [(RecordedEvent, [SQLStatement])]) async throws -> PreparedWrites {
+        guard let folding = projection as? any FoldingPostgresProjection else { return .statements(events.map(\.1)) }
+        return .fold(try await decode(folding, events.map(\.0)))
+    }
+
+    /// For a rebuild: as `prepare`, but an event the projection refuses is left out (it is parked
+    /// for the live runner already).
+    func prepareSkippingRefused(_ events: [RecordedEvent]) async throws -> PreparedWrites {
+        guard let folding = projection as? any FoldingPostgresProjection else {
+            return .statements(events.compactMap { try? projection.statements(for: $0) })
         }
-        for (_, statements) in events {
-            for statement in statements {
-                _ = try await connection.query(statement.query(tables: tables), logger: logger)
+        do {
+            return .fold(try await decode(folding, events))
+        } catch is FoldRefused {
+            var changes: [FoldChange] = []
+            for event in events {
+                do { changes += try await decode(folding, [event]) } catch is FoldRefused { continue }
             }
+            return .fold(changes)
         }
     }
 
-    func fold<F: FoldingPostgresProjection>(
-        _ folding: F, _ events: [RecordedEvent], tables: [String: String], on connection: PostgresConnection, known: FoldKeys?
+    private func decode<F: FoldingPostgresProjection>(_ folding: F, _ events: [RecordedEvent]) async throws -> [FoldChange] {
+        try await RowFolder(projection: folding, logger: logger).decode(events)
+    }
+
+    /// Writes prepared writes to the generation's tables. `known`: see `RowFolder.write`.
+    func write(_ prepared: PreparedWrites, tables: [String: String], on connection: PostgresConnection, known: FoldKeys? = nil) async throws {
+        switch prepared {
+        case .statements(let statements):
+            for statement in statements.joined() {
+                _ = try await connection.query(statement.query(tables: tables), logger: logger)
+            }
+        case .fold(let changes):
+            guard let folding = projection as? any FoldingPostgresProjection else { return }
+            try await write(folding, changes, tables: tables, on: connection, known: known)
+        }
+    }
+
+    private func write<F: FoldingPostgresProjection>(
+        _ folding: F, _ changes: [FoldChange], tables: [String: String], on connection: PostgresConnection, known: FoldKeys?
     ) async throws {
-        try await RowFolder(projection: folding, logger: logger).apply(events, tables: tables, on: connection, known: known)
+        try await RowFolder(projection: folding, logger: logger).write(changes, tables: tables, on: connection, known: known)
     }
 
     public func prepareStorage() async throws {
@@ -64,21 +106,22 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
     }
 
     public func apply(_ steps: [ProjectionStep<[SQLStatement]>], after: Checkpoint, through: Checkpoint, epoch: Int64) async throws {
+        let prepared = try await prepare(steps.compactMap { step in
+            if case .apply(let event, let statements) = step { (event, statements) } else { nil }
+        })
         try await transaction { connection in
             try await table.advance(after: after, through: through, epoch: epoch, on: connection) { generation in
-                let applied = steps.compactMap { step -> (RecordedEvent, [SQLStatement])? in
-                    if case .apply(let event, let statements) = step { (event, statements) } else { nil }
-                }
-                try await write(applied, tables: physicalNames(generation: generation), on: connection)
+                try await write(prepared, tables: physicalNames(generation: generation), on: connection)
                 try await PostgresParkedEventStore.insert(steps, projector: projection.name, on: connection, logger: logger)
             }
         }
     }
 
     public func applyReleased(_ events: [(RecordedEvent, [SQLStatement])], epoch: Int64) async throws {
+        let prepared = try await prepare(events)
         try await transaction { connection in
             let (generation, _) = try await table.lock(epoch: epoch, on: connection)
-            try await write(events, tables: physicalNames(generation: generation), on: connection)
+            try await write(prepared, tables: physicalNames(generation: generation), on: connection)
             _ = try await connection.query(
                 "DELETE FROM parked_events WHERE projector = \(projection.name) AND event_id = ANY(\(events.map(\.0.eventID)))",
                 logger: logger)

@@ -39,10 +39,11 @@ public struct Platform: Sendable {
     public var leases: PostgresLeaseProvider { PostgresLeaseProvider(client: database.client, logger: logger) }
 
     public func runner<S: ProjectionStore>(
-        _ store: S, lagAlsoReportedAs alias: String? = nil, standbyInterval: Duration = .seconds(1), pollInterval: Duration = .milliseconds(500)
+        _ store: S, lagAlsoReportedAs alias: String? = nil, batchSize: Int? = nil, standbyInterval: Duration = .seconds(1),
+        pollInterval: Duration = .milliseconds(500)
     ) -> ProjectorRunner<S> {
         ProjectorRunner(
-            store: store, events: database.eventStore, signal: database.signal, leases: leases, parking: parking,
+            store: store, events: database.eventStore, signal: database.signal, leases: leases, parking: parking, batchSize: batchSize,
             standbyInterval: standbyInterval, pollInterval: pollInterval, metrics: metrics, lagAlsoReportedAs: alias, logger: logger)
     }
 

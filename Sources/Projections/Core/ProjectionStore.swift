@@ -7,6 +7,10 @@ import Foundation
 public protocol ProjectionStore: Sendable {
     associatedtype Writes: Sendable
     var projectorName: String { get }
+    /// Events the live runner reads and applies per batch (one transaction). A Postgres batch's
+    /// transaction holds back every reader of the log on its server while it is open, so a store
+    /// whose batch costs a statement per event keeps it small.
+    var batchSize: Int { get }
     /// Creates what the read model needs (tables, checkpoint row); safe to call again.
     func prepareStorage() async throws
     /// The checkpoint of the last applied event, as this store records it.
@@ -32,6 +36,7 @@ public protocol ProjectionStore: Sendable {
 }
 
 extension ProjectionStore {
+    public var batchSize: Int { 500 }
     public func upgradeIfNeeded(events: any EventStore) async throws -> Bool { false }
     public func refusedData(_ error: any Error) -> String? { nil }
 }

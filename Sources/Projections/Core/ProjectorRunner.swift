@@ -25,7 +25,7 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
 
     public init(
         store: Store, events: any EventStore, signal: AppendSignal, leases: any LeaseProvider,
-        parking: any ParkedEventStore, maxAttempts: Int = 3, batchSize: Int = 2_000,
+        parking: any ParkedEventStore, maxAttempts: Int = 3, batchSize: Int? = nil,
         standbyInterval: Duration = .seconds(1), pollInterval: Duration = .milliseconds(500),
         metrics: any MetricsFactory = NOOPMetricsHandler.instance, lagAlsoReportedAs: String? = nil, logger: Logger
     ) {
@@ -35,7 +35,7 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
         self.leases = leases
         self.parking = parking
         self.maxAttempts = max(1, maxAttempts)
-        self.batchSize = batchSize
+        self.batchSize = max(1, batchSize ?? store.batchSize)
         self.standbyInterval = standbyInterval
         self.pollInterval = pollInterval
         self.metrics = ProjectorMetrics(projector: store.projectorName, alias: lagAlsoReportedAs, factory: metrics)
