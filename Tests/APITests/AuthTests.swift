@@ -1,4 +1,4 @@
-import API
+@testable import API
 import Adapters
 import Commands
 import Events
@@ -102,6 +102,23 @@ import Testing
         let impostor = try await TokenService(settings: .init(issuer: "https://idp.example", secret: TestIdentity.secret))
         let forged = try await impostor.issue(userID: "ext-42", tenant: "acme", roles: ["admin"], tier: "free")
         await #expect(throws: TokenError.unsupportedAlgorithm("HS256")) { try await tokens.verify(forged) }
+    }
+
+    /// A token verified once is answered from the cache until it expires, then refused as expired;
+    /// a token that differs by one character of its signature is never a hit.
+    @Test func aVerifiedTokenIsCachedUntilItExpiresAndNoLonger() async throws {
+        let tokens = try await TokenService(settings: .init(secret: TestIdentity.secret, lifetime: .seconds(2)))
+        let token = try await tokens.issue(userID: "u-1", tenant: "t", roles: ["user"], tier: "free")
+        let first = try await tokens.verify(token)
+        #expect(tokens.verified.count == 1)
+        #expect(try await tokens.verify(token) == first)
+        var tampered = Array(token)
+        tampered[tampered.count - 2] = tampered[tampered.count - 2] == "A" ? "B" : "A"
+        await #expect(throws: TokenError.invalidSignature) { try await tokens.verify(String(tampered)) }
+        #expect(tokens.verified.count == 1)
+        try await Task.sleep(for: .milliseconds(2_100))
+        await #expect(throws: TokenError.expired) { try await tokens.verify(token) }
+        #expect(tokens.verified.count == 0)
     }
 
     @Test func theTokenEndpointIssuesTokensForJSONAndFormGrants() async throws {

@@ -41,6 +41,27 @@ import Testing
         #expect(abs(parsed.timeIntervalSince(date)) < 0.001)
     }
 
+    /// `format` writes its digits by hand: it says what `String(format:)` over `gmtime_r` says,
+    /// over 20,000 seeded instants from 1900 to 2100, before 1970 among them, and the edges.
+    @Test func theHandWrittenTimestampSaysWhatTheFormatterSays() {
+        var generator = SystemRandomNumberGenerator()
+        var seeded = (0..<20_000).map { _ in Int64.random(in: -2_208_988_800_000..<4_102_444_800_000, using: &generator) }
+        seeded += [0, -1, 999, 1_000, 951_782_400_000, 4_107_542_399_999, 253_402_300_799_999]  // up to 9999-12-31T23:59:59.999Z
+        for millis in seeded {
+            let date = Date(timeIntervalSince1970: Double(millis) / 1_000)
+            let rounded = Int64((date.timeIntervalSince1970 * 1000).rounded())
+            let (seconds, fraction) = rounded.quotientAndRemainder(dividingBy: 1000)
+            let adjusted = fraction < 0 ? (seconds - 1, fraction + 1000) : (seconds, fraction)
+            var time = time_t(adjusted.0)
+            var parts = tm()
+            gmtime_r(&time, &parts)
+            let expected = String(
+                format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                parts.tm_hour, parts.tm_min, parts.tm_sec, Int32(adjusted.1))
+            #expect(Timestamp.format(date) == expected)
+        }
+    }
+
     /// The hand parser of `format`'s form (`parseFormatted`) reads what the format style reads,
     /// to the same Date, over 20,000 seeded instants from 1970 to 2100 and the edges of leap years.
     @Test func theFastTimestampParserAgreesWithTheFormatStyle() throws {

@@ -2,6 +2,7 @@ import Commands
 import Events
 import Foundation
 import JWTKit
+import Synchronization
 
 /// The claims of an access token, local or from an outside identity provider.
 struct AccessTokenClaims: JWTPayload {
@@ -116,7 +117,21 @@ public actor TokenService {
         return try await local.sign(claims)
     }
 
-    public func verify(_ token: String) async throws -> VerifiedToken {
+    /// Tokens verified before, until they expire: a token's signature cannot change, and the keys
+    /// are fixed for the life of the process, so verifying it again would give the same answer
+    /// but for its expiry, which every hit checks. Parsing and checking a JWT was most of an
+    /// authenticated read's work. Bounded; a full cache first forgets expired tokens, then all.
+    nonisolated let verified = VerifiedTokenCache(capacity: 10_000)
+
+    /// Verifies a token, or answers from the tokens verified before (without entering the actor).
+    public nonisolated func verify(_ token: String, now: Date = Date()) async throws -> VerifiedToken {
+        if let hit = verified.lookup(token, now: now) { return hit }
+        let (result, expires) = try await verifyUncached(token)
+        verified.store(token, result, expires: expires, now: now)
+        return result
+    }
+
+    func verifyUncached(_ token: String) async throws -> (VerifiedToken, Date) {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let header = Self.json(parts[0]) else { throw TokenError.malformed }
         let alg = header["alg"] as? String ?? ""
@@ -146,7 +161,7 @@ public actor TokenService {
         if let audience {
             guard let aud = claims.aud, aud.value.contains(audience) else { throw TokenError.wrongAudience }
         }
-        return VerifiedToken(subject: claims.sub.value, isLocal: isLocal, tenant: claims.tenant, roles: claims.roles ?? [], tier: claims.tier)
+        return (VerifiedToken(subject: claims.sub.value, isLocal: isLocal, tenant: claims.tenant, roles: claims.roles ?? [], tier: claims.tier), claims.exp.value)
     }
 
     /// A base64url JSON object, or nil.
@@ -156,4 +171,34 @@ public actor TokenService {
         guard let data = Data(base64Encoded: text) else { return nil }
         return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
     }
+}
+
+/// Verified tokens by their text, each until its expiry (see `TokenService.verified`).
+final class VerifiedTokenCache: Sendable {
+    private let entries = Mutex<[String: (token: VerifiedToken, expires: Date)]>([:])
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    func lookup(_ token: String, now: Date) -> VerifiedToken? {
+        entries.withLock { entries in
+            guard let entry = entries[token] else { return nil }
+            // Expired (as the verifier would have said): forget it, and verify again to say why.
+            guard entry.expires > now else {
+                entries[token] = nil
+                return nil
+            }
+            return entry.token
+        }
+    }
+
+    func store(_ token: String, _ verified: VerifiedToken, expires: Date, now: Date) {
+        entries.withLock { entries in
+            if entries.count >= capacity { entries = entries.filter { $0.value.expires > now } }
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[token] = (verified, expires)
+        }
+    }
+
+    var count: Int { entries.withLock { $0.count } }
 }

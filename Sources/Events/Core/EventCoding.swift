@@ -48,9 +48,38 @@ public enum Timestamp {
         var time = time_t(adjusted.0)
         var parts = tm()
         gmtime_r(&time, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-            parts.tm_hour, parts.tm_min, parts.tm_sec, Int32(adjusted.1))
+        // Written digit by digit: `String(format:)` cost more than the rest of encoding a
+        // response that holds two timestamps. Years outside 0...9999 keep the formatter.
+        let year = Int(parts.tm_year) + 1900
+        guard (0...9999).contains(year) else {
+            return String(
+                format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                parts.tm_hour, parts.tm_min, parts.tm_sec, Int32(adjusted.1))
+        }
+        return String(unsafeUninitializedCapacity: 24) { buffer in
+            func put(_ value: Int, _ width: Int, at offset: Int) {
+                var rest = value
+                for index in stride(from: offset + width - 1, through: offset, by: -1) {
+                    buffer[index] = UInt8(48 + rest % 10)
+                    rest /= 10
+                }
+            }
+            put(year, 4, at: 0)
+            buffer[4] = 0x2D
+            put(Int(parts.tm_mon) + 1, 2, at: 5)
+            buffer[7] = 0x2D
+            put(Int(parts.tm_mday), 2, at: 8)
+            buffer[10] = 0x54
+            put(Int(parts.tm_hour), 2, at: 11)
+            buffer[13] = 0x3A
+            put(Int(parts.tm_min), 2, at: 14)
+            buffer[16] = 0x3A
+            put(Int(parts.tm_sec), 2, at: 17)
+            buffer[19] = 0x2E
+            put(Int(adjusted.1), 3, at: 20)
+            buffer[23] = 0x5A
+            return 24
+        }
     }
 
     public static func parse(_ text: String) -> Date? {
