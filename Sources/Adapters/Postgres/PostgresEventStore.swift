@@ -252,14 +252,23 @@ public struct PostgresEventStore: EventStore, CorrelationReader {
         do {
             var events: [RecordedEvent] = []
             let rows = try await client.query(query, logger: logger)
-            for try await (position, stream, version, id, type, schema, data, metadata, recordedAt, transaction) in rows.decode(
-                (Int64, String, Int64, UUID, String, Int32, ByteBuffer, ByteBuffer, Date, ByteBuffer).self)
-            {
+            // Cell by cell from the binary format, in `columns`' order: decoding the row as a
+            // ten-element tuple looked up generic tuple metadata on every row, which cost more
+            // than the rest of the read (perf, readAll).
+            for try await row in rows {
+                var cells = row.makeIterator()
+                func next() throws -> ByteBuffer {
+                    guard let cell = cells.next() else { throw EventStoreError.unavailable("an event row had too few columns") }
+                    return cell.bytes ?? ByteBuffer()
+                }
+                let position = try Self.int64(next()), stream = try Self.text(next()), version = try Self.int64(next())
+                let id = try Self.uuid(next()), type = try Self.text(next()), schema = try Self.int32(next())
+                let data = try Self.jsonb(next()), metadata = try Self.jsonb(next())
+                let recordedAt = try Self.timestamp(next()), transaction = try Self.xid8(next())
                 events.append(RecordedEvent(
-                    streamID: stream, streamVersion: version,
-                    checkpoint: Checkpoint(transactionID: Self.xid8(transaction), position: position),
-                    eventID: id, eventType: type, schemaVersion: Int(schema), data: PostgresText.decodeJSON(Self.jsonb(data)),
-                    metadata: EventMetadataParser.parse(Self.jsonb(metadata)), recordedAt: recordedAt))
+                    streamID: stream, streamVersion: version, checkpoint: Checkpoint(transactionID: transaction, position: position),
+                    eventID: id, eventType: type, schemaVersion: Int(schema), data: PostgresText.decodeJSON(data),
+                    metadata: EventMetadataParser.parse(metadata), recordedAt: recordedAt))
             }
             return events
         } catch {
@@ -267,15 +276,44 @@ public struct PostgresEventStore: EventStore, CorrelationReader {
         }
     }
 
+    static func int64(_ buffer: ByteBuffer) throws -> Int64 {
+        guard buffer.readableBytes == 8, let value = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: Int64.self) else {
+            throw EventStoreError.unavailable("an event row's bigint was not 8 bytes")
+        }
+        return value
+    }
+
+    static func int32(_ buffer: ByteBuffer) throws -> Int32 {
+        guard buffer.readableBytes == 4, let value = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: Int32.self) else {
+            throw EventStoreError.unavailable("an event row's integer was not 4 bytes")
+        }
+        return value
+    }
+
+    static func text(_ buffer: ByteBuffer) throws -> String {
+        String(buffer: buffer)
+    }
+
+    static func uuid(_ buffer: ByteBuffer) throws -> UUID {
+        guard buffer.readableBytes == 16 else { throw EventStoreError.unavailable("an event row's uuid was not 16 bytes") }
+        return buffer.withUnsafeReadableBytes { UUID(uuid: $0.loadUnaligned(as: uuid_t.self)) }
+    }
+
+    /// timestamptz: microseconds since 2000-01-01 UTC, read as PostgresNIO reads it.
+    static func timestamp(_ buffer: ByteBuffer) throws -> Date {
+        let micros = try int64(buffer)
+        return Date(timeInterval: Double(micros) / 1_000_000, since: Date(timeIntervalSince1970: 946_684_800))
+    }
+
     /// A `jsonb` value in binary format: a version byte (1), then the JSON text.
-    static func jsonb(_ buffer: ByteBuffer) -> Data {
+    static func jsonb(_ buffer: ByteBuffer) throws -> Data {
         var buffer = buffer
         guard buffer.readInteger(as: UInt8.self) == 1 else { return Data("null".utf8) }
         return Data(buffer.readableBytesView)
     }
 
     /// An `xid8` in binary format: eight bytes, big-endian.
-    static func xid8(_ buffer: ByteBuffer) -> UInt64 {
+    static func xid8(_ buffer: ByteBuffer) throws -> UInt64 {
         var buffer = buffer
         return buffer.readInteger(endianness: .big, as: UInt64.self) ?? 0
     }
