@@ -31,14 +31,17 @@ run: bootstrap build-release
 	  exec .build/release/chronicle serve
 
 # Every tier, against the real servers that bootstrap started.
+# At most CHRONICLE_TEST_WIDTH (8) tests at once: unbounded, about forty started together on two
+# cores with their child servers (load over 20), and transactions waited seconds for the test
+# process to be scheduled, holding back every follower on the Postgres server.
 test: bootstrap build
-	@$(ENV); swift test --skip-build --parallel $(SWIFT_TEST_FLAGS) 2>&1 | tee .build/test.log; rc=$${PIPESTATUS[0]}; \
+	@$(ENV); SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=$${CHRONICLE_TEST_WIDTH:-8} swift test --skip-build --parallel $(SWIFT_TEST_FLAGS) 2>&1 | tee .build/test.log; rc=$${PIPESTATUS[0]}; \
 	  if [ $$rc -ne 0 ]; then echo "--- make test failed ($$rc); its failures, repeated from .build/test.log:"; \
 	    grep -aE '✘|error:|Fatal error|watchdog:|Test run with' .build/test.log | tail -n 60; fi; exit $$rc
 
 # The append figures are measured on a Postgres of the benchmark's own with fsync and synchronous
 # commit on (port 55433, data in .chronicle/bench-durable), stopped again afterwards.
-BENCH_DURABLE := CHRONICLE_DATA=$(CURDIR)/.chronicle/bench-durable CHRONICLE_VENV=$(CURDIR)/.chronicle/venv CHRONICLE_PG_PORT=$${CHRONICLE_BENCH_PG_PORT:-55433} CHRONICLE_PG_DURABLE=1
+BENCH_DURABLE := CHRONICLE_DATA=$(CURDIR)/.chronicle/bench-durable CHRONICLE_VENV=$(CURDIR)/.chronicle/venv CHRONICLE_MODELS=$(CURDIR)/.chronicle/models CHRONICLE_PG_PORT=$${CHRONICLE_BENCH_PG_PORT:-55433} CHRONICLE_PG_DURABLE=1
 bench: bootstrap build-release
 	@$(BENCH_DURABLE) $(DEV)/start.sh postgres
 	@$(ENV); .build/release/chronicle-bench \

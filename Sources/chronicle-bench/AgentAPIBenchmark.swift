@@ -31,37 +31,17 @@ struct AgentAPIBenchmark {
 
     mutating func run() async throws {
         guard let wrk = Self.which("wrk") else { throw CLIError("wrk not found: eventstore/dev/install.sh installs it") }
-        let port = try Self.freePort()
-        // The production binary, built beside this one.
-        let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("chronicle")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw CLIError("\(binary.path) not found: build the chronicle product first") }
-        var env = ProcessInfo.processInfo.environment
-        env["CHRONICLE_LLM_BASE_URL"] = nil
-        env["CHRONICLE_LOG_LEVEL"] = "error"
         // The load generator is one user: an enterprise user (no per-user limit) with the
         // per-endpoint execute limit off, or the figure would be the limiter's 10/min.
+        var env = Self.serverEnvironment()
         env["CHRONICLE_RATE_LIMIT_EXECUTE"] = "0"
-        env["CHRONICLE_USER_PASSWORD"] = "bench-password-\(UUID().uuidString)"
-        let create = Process()
-        create.executableURL = binary
-        create.arguments = ["users", "create", "--email", "bench@localhost", "--tier", "enterprise", "--database-url", databaseURL, "--if-missing"]
-        create.environment = env
-        create.standardOutput = FileHandle.nullDevice
-        try create.run()
-        create.waitUntilExit()
-        guard create.terminationStatus == 0 else { throw CLIError("could not create the benchmark's user") }
-        let server = Process()
-        server.executableURL = binary
-        server.arguments = ["serve", "--port", "\(port)", "--database-url", databaseURL]
-        server.environment = env
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
+        let binary = try Self.chronicleBinary()
+        try Self.createUser("bench@localhost", binary: binary, env: env, databaseURL: databaseURL)
+        let (server, base) = try Self.startServer(binary: binary, env: env, databaseURL: databaseURL)
         defer {
             server.terminate()
             server.waitUntilExit()
         }
-        let base = "http://127.0.0.1:\(port)"
         try await waitUntilReady(base)
         token = try await post(
             "\(base)/api/v1/auth/token", body: #"{"username": "bench@localhost", "password": "\#(env["CHRONICLE_USER_PASSWORD"]!)"}"#
@@ -103,6 +83,48 @@ struct AgentAPIBenchmark {
             report.emit("api.server.peak_rss", Double(peak) / 1024, unit: "MiB", ["source": .string("VmHWM of /proc/<pid>/status")])
         }
 
+    }
+
+    /// The production binary, built beside this one.
+    static func chronicleBinary() throws -> URL {
+        let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("chronicle")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw CLIError("\(binary.path) not found: build the chronicle product first") }
+        return binary
+    }
+
+    /// The environment of a benchmark's server: no model service, quiet logs, and a password for
+    /// its one user (`CHRONICLE_USER_PASSWORD`).
+    static func serverEnvironment() -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["CHRONICLE_LLM_BASE_URL"] = nil
+        env["CHRONICLE_LOG_LEVEL"] = "error"
+        env["CHRONICLE_USER_PASSWORD"] = "bench-password-\(UUID().uuidString)"
+        return env
+    }
+
+    /// An enterprise user (no per-user limit) with the environment's password.
+    static func createUser(_ email: String, binary: URL, env: [String: String], databaseURL: String) throws {
+        let create = Process()
+        create.executableURL = binary
+        create.arguments = ["users", "create", "--email", email, "--tier", "enterprise", "--database-url", databaseURL, "--if-missing"]
+        create.environment = env
+        create.standardOutput = FileHandle.nullDevice
+        try create.run()
+        create.waitUntilExit()
+        guard create.terminationStatus == 0 else { throw CLIError("could not create the benchmark's user") }
+    }
+
+    /// `chronicle serve` on a free loopback port; its base URL.
+    static func startServer(binary: URL, env: [String: String], databaseURL: String, roles: String? = nil) throws -> (Process, String) {
+        let port = try freePort()
+        let server = Process()
+        server.executableURL = binary
+        server.arguments = ["serve", "--port", "\(port)", "--database-url", databaseURL] + (roles.map { ["--roles", $0] } ?? [])
+        server.environment = env
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        return (server, "http://127.0.0.1:\(port)")
     }
 
     /// A wrk script that POSTs `body` (JSON, no single quotes) with the benchmark's token.

@@ -29,17 +29,17 @@ struct Bench: AsyncParsableCommand {
 
     @Option(help: "Concurrent connections of the HTTP load generator") var connections: Int = 32
 
-    @Option(help: "Only these groups, comma-separated: eventstore, readside, api, body, sandbox, personas, sql (default: all)") var only: String?
+    @Option(help: "Only these groups, comma-separated: eventstore, readside, api, live, body, sandbox, personas, sql, knowledge (default: all)") var only: String?
 
     func validate() throws {
         guard seconds > 0, seconds <= 300 else { throw ValidationError("--seconds must be in (0, 300]") }
         guard (1_000...10_000_000).contains(rebuildEvents) else { throw ValidationError("--rebuild-events must be 1000 to 10000000") }
         guard (100...1_000_000).contains(relayEvents) else { throw ValidationError("--relay-events must be 100 to 1000000") }
         guard (1...1000).contains(connections) else { throw ValidationError("--connections must be 1 to 1000") }
-        if let unknown = groups.subtracting(Self.allGroups).first { throw ValidationError("unknown group '\(unknown)'; groups are eventstore, readside, api, body, sandbox, personas, sql") }
+        if let unknown = groups.subtracting(Self.allGroups).first { throw ValidationError("unknown group '\(unknown)'; groups are eventstore, readside, api, live, body, sandbox, personas, sql") }
     }
 
-    static let allGroups: Set<String> = ["eventstore", "readside", "api", "body", "sandbox", "personas", "sql"]
+    static let allGroups: Set<String> = ["eventstore", "readside", "api", "live", "body", "sandbox", "personas", "sql", "knowledge"]
 
     var groups: Set<String> {
         guard let only else { return Self.allGroups }
@@ -59,7 +59,9 @@ struct Bench: AsyncParsableCommand {
         if groups.contains("body") { RequestBodyBenchmark(report: BenchReport(durability: [:])).run() }
         // In-process, no database: the template engine beside Jinja2.
         if groups.contains("personas") { try PersonaBenchmark(report: BenchReport(durability: [:]), seconds: max(2, Int(seconds))).run() }
-        guard !groups.isDisjoint(with: ["eventstore", "readside", "api", "sql"]) else { return }
+        // In-process, no database: embedding, chunking, and exact vector search beside NumPy.
+        if groups.contains("knowledge") { try await KnowledgeBenchmark(report: BenchReport(durability: [:]), seconds: max(2, Int(seconds))).run() }
+        guard !groups.isDisjoint(with: ["eventstore", "readside", "api", "live", "sql", "knowledge"]) else { return }
         if groups.contains("eventstore") {
             // Appends are paid for per commit: measured where commits are durable.
             let durable = try durablePostgresURL.map { try PostgresSettings(url: $0) } ?? base
@@ -97,6 +99,24 @@ struct Bench: AsyncParsableCommand {
                     databaseURL: "postgres://\(s.username)\(password)@\(s.host):\(s.port)/\(s.database)?sslmode=disable", report: report,
                     seconds: max(2, Int(seconds)), connections: connections, appendCeiling: appendCeiling)
                 try await api.run()
+            }
+        }
+        // Knowledge's keyword search beside bm25s, on a database of its own.
+        if groups.contains("knowledge") {
+            try await withBenchDatabase(base, name: "\(name)_knowledge", migrator: migrator, logger: logger) { database, _ in
+                let report = BenchReport(durability: try await database.durabilitySettings())
+                try await KnowledgeKeywordBenchmark(database: database, report: report, logger: logger).run()
+            }
+        }
+        // The live workflow socket on two processes, on a database of its own.
+        if groups.contains("live") {
+            try await withBenchDatabase(base, name: "\(name)_live", migrator: migrator, logger: logger) { database, s in
+                let report = BenchReport(durability: try await database.durabilitySettings())
+                let password = s.password.map { ":" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? ""
+                try await WorkflowLiveBenchmark(
+                    databaseURL: "postgres://\(s.username)\(password)@\(s.host):\(s.port)/\(s.database)?sslmode=disable", report: report,
+                    seconds: max(2, Int(seconds))
+                ).run()
             }
         }
     }

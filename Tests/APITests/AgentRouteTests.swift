@@ -205,6 +205,9 @@ import Testing
                 AnalyticsController(queries: NoAnalytics()).mount,
                 AuditRunsController(store: identity.store, replayer: AgentRunReplay(logger: Logger(label: "test")), personas: nil).mount,
                 SqlController(store: identity.store, schema: { SqlSchema(relations: []) }).mount,
+                WorkflowRouteTests.controller(identity).mount,
+                WorkflowRouteTests.live(identity).mount,
+                KnowledgeRouteTests.controller(identity).mount,
             ]
         ) { .init(ready: true) })
         let routed = Set(router.routes.map { route -> String in

@@ -219,3 +219,36 @@ actor InterferingStore: EventStore {
         #expect(state.name == "bad\u{0}name")
     }
 }
+
+extension CommandHandlerTests {
+    @Test func aKeptStateFoldsOnlyForwardAndNeverMissesAnotherProcesssEvents() async throws {
+        let store = InMemoryEventStore()
+        let memo = StateMemo<AgentDecider>(capacity: 2)
+        let kept = CommandHandler<AgentDecider>(store: store, memo: memo)
+        let elsewhere = CommandHandler<AgentDecider>(store: store)
+        let id = UUID()
+        _ = try await kept.handle(Self.create(id), on: Self.stream(id), context: CommandContext(commandID: "c1", userID: "user-1"))
+        #expect(memo.kept(Self.stream(id).description)?.1 == 1)
+        // Another process appends; the kept state is old, and the next load reads forward from it.
+        _ = try await elsewhere.handle(
+            .changeInstructions(ChangeAgentInstructions(agentID: id, instructions: "Sort faster.", now: Date())), on: Self.stream(id),
+            context: CommandContext(commandID: "c2", userID: "user-1"))
+        let (state, version) = try await kept.load(Self.stream(id).description)
+        #expect(version == 2)
+        #expect(state.instructions == "Sort faster.")
+        #expect(memo.kept(Self.stream(id).description)?.1 == 2)
+        // An older state never replaces a newer one.
+        memo.keep(AgentDecider.initialState, at: 1, of: Self.stream(id).description)
+        #expect(memo.kept(Self.stream(id).description)?.1 == 2)
+        // The stream as of version 1 folds from the first event, not from the kept state.
+        let (past, pastVersion) = try await kept.load(Self.stream(id).description, asOf: 1)
+        #expect(pastVersion == 1)
+        #expect(past.instructions == "Sort.")
+        // Bounded: past its capacity the memo starts over.
+        for _ in 0..<2 {
+            let other = UUID()
+            _ = try await kept.handle(Self.create(other), on: Self.stream(other), context: CommandContext(commandID: "c-\(other)", userID: "user-1"))
+        }
+        #expect(memo.kept(Self.stream(id).description) == nil)
+    }
+}

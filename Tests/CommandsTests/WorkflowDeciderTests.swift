@@ -320,3 +320,35 @@ struct SeededGenerator: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+extension WorkflowDeciderTests {
+    @Test func theDiffNamesEachChangedFieldAndEachConfigKey() {
+        var old = WorkflowGraph(name: "Flow", description: "")
+        old.nodes = ["a": Self.node("a"), "b": Self.node("b"), "gone": Self.node("gone")]
+        old.nodes["a"]?.config = ["k": .number(1), "dropped": .bool(true)]
+        old.edges = ["e1": Self.edge("e1", "a", "b"), "e2": Self.edge("e2", "b", "gone")]
+        var new = old
+        new.name = "Flow 2"
+        new.nodes["gone"] = nil
+        new.edges["e2"] = nil
+        new.nodes["a"]?.config = ["k": .number(2), "added": .string("x")]
+        new.nodes["a"]?.position = WorkflowPosition(x: 5, y: 6)
+        new.nodes["c"] = Self.node("c", "output")
+        new.edges["e1"]?.targetPort = "other"
+
+        let diff = WorkflowDiff(from: old, to: new)
+        #expect(diff.workflow == [.init(field: "name", from: .string("Flow"), to: .string("Flow 2"))])
+        #expect(diff.nodesAdded.map(\.id) == ["c"])
+        #expect(diff.nodesRemoved.map(\.id) == ["gone"])
+        #expect(diff.edgesRemoved.map(\.id) == ["e2"])
+        #expect(diff.nodesChanged.map(\.id) == ["a"])
+        #expect(diff.nodesChanged.first?.fields == [
+            .init(field: "position", from: .object(["x": .number(0), "y": .number(0)]), to: .object(["x": .number(5), "y": .number(6)])),
+            .init(field: "config", key: "added", from: nil, to: .string("x")),
+            .init(field: "config", key: "dropped", from: .bool(true), to: nil),
+            .init(field: "config", key: "k", from: .number(1), to: .number(2)),
+        ])
+        #expect(diff.edgesChanged == [.init(id: "e1", fields: [.init(field: "target_port", from: .string("in"), to: .string("other"))])])
+        #expect(WorkflowDiff(from: new, to: new).isEmpty)
+    }
+}

@@ -23,12 +23,11 @@ import Testing
     static func withTamperableLog(_ body: @Sendable (_ copy: @Sendable () async throws -> String) async throws -> Void) async throws {
         let base = try TestServers.postgres()
         let source = "chronicle_audit_\(UUID().uuidString.prefix(8).lowercased())"
-        try await ChronicleDatabase.withRunning(base, logger: TestServers.logger) { admin in try await admin.createDatabase(source) }
+        try await TestServers.createMigrated(source)
         var copies: [String] = []
         let made = Copies()
         do {
             try await ChronicleDatabase.withRunning(base.with(database: source), logger: TestServers.logger) { database in
-                _ = try await database.migrate(try TestServers.migrator())
                 let store = database.eventStore
                 for stream in ["probe-a", "probe-b", "probe-c"] {
                     _ = try await store.append(to: stream, expected: .noStream, events: [event(1), event(2)])

@@ -160,11 +160,8 @@ import Testing
         func dropIt() async throws {
             try await ChronicleDatabase.withRunning(base, logger: TestServers.logger) { admin in try await admin.dropDatabase(name) }
         }
-        try await ChronicleDatabase.withRunning(base, logger: TestServers.logger) { admin in try await admin.createDatabase(name) }
+        try await TestServers.createMigrated(name)
         do {
-            try await ChronicleDatabase.withRunning(base.with(database: name), logger: TestServers.logger) { database in
-                _ = try await database.migrate(try TestServers.migrator())
-            }
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-grace-\(UUID().uuidString.prefix(8)).log")
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             let handle = try FileHandle(forWritingTo: log)

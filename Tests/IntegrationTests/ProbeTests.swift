@@ -35,6 +35,9 @@ import Testing
         #expect(!pg.redacted.contains("secret"))
         #expect(throws: ConfigurationError.self) { try PostgresSettings(url: "mysql://x") }
         #expect(throws: ConfigurationError.self) { try PostgresSettings(url: "postgres://h/db?sslmode=bogus") }
+        #expect(pg.connectTimeout == .seconds(10))
+        #expect(try PostgresSettings(url: "postgres://h/db?connect_timeout=30").connectTimeout == .seconds(30))
+        #expect(throws: ConfigurationError.self) { try PostgresSettings(url: "postgres://h/db?connect_timeout=soon") }
         let amqp = try AMQPSettings(url: "amqp://u:p@mq:5673/%2f")
         #expect(amqp.virtualHost == "/" && amqp.port == 5673 && amqp.username == "u")
         #expect(try AMQPSettings(url: "amqp://mq/tenant-a").virtualHost == "tenant-a")

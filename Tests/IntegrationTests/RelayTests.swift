@@ -21,8 +21,14 @@ import Testing
         var count: Int { ids.withLock { $0.count } }
     }
 
+    /// The relay's topology and the test's queue, bound to every agent event.
+    static func topology(queue: String) -> AMQPTopology {
+        RelayStore.topology(namespace: "relay-test", contracts: .chronicle).merging(
+            AMQPTopology(queues: [.init(name: queue, expires: .seconds(120))], bindings: [(queue, "events", "agent.#")]))
+    }
+
     static func consume(_ settings: AMQPSettings, queue: String, into inbox: Inbox) -> Task<Void, Never> {
-        let topology = RelayStore.topology(namespace: "relay-test", contracts: .chronicle).merging(AMQPTopology(queues: [.init(name: queue, expires: .seconds(120))], bindings: [(queue, "events", "agent.#")]))
+        let topology = Self.topology(queue: queue)
         let consumer = AMQPConsumer(settings: settings, topology: topology, queue: queue, prefetch: 50, logger: TestServers.logger)
         return Task {
             // Reconnects for as long as the test runs: the broker may be down for a while.
@@ -43,8 +49,11 @@ import Testing
         }
     }
 
-    static func relay(_ database: ChronicleDatabase, _ settings: AMQPSettings) -> Task<Void, any Error> {
-        let publisher = AMQPPublisher(settings: settings, topology: RelayStore.topology(namespace: "relay-test", contracts: .chronicle), confirmTimeout: .seconds(3), logger: TestServers.logger)
+    /// The relay, whose publisher also declares the test's queue before its first message: a
+    /// consumer still connecting (a loaded CI machine took over the 500 ms once allowed) must not
+    /// find the first events already dropped as unroutable.
+    static func relay(_ database: ChronicleDatabase, _ settings: AMQPSettings, queue: String) -> Task<Void, any Error> {
+        let publisher = AMQPPublisher(settings: settings, topology: Self.topology(queue: queue), confirmTimeout: .seconds(3), logger: TestServers.logger)
         let store = RelayStore(
             publisher: publisher, contracts: .chronicle, registry: .chronicle, client: database.client, namespace: "relay-test", logger: TestServers.logger)
         let runner = try! TestServers.platform(database).runner(store, standbyInterval: .milliseconds(300), pollInterval: .milliseconds(200))
@@ -75,10 +84,10 @@ import Testing
         try await TestServers.withDatabase(listen: true) { database in
             let settings = try TestServers.amqp()
             let inbox = Inbox(tenant: database.settings.database)
-            let consumer = Self.consume(settings, queue: "test.relay.\(UUID().uuidString.prefix(8))", into: inbox)
+            let queue = "test.relay.\(UUID().uuidString.prefix(8))"
+            let consumer = Self.consume(settings, queue: queue, into: inbox)
             defer { consumer.cancel() }
-            try await Task.sleep(for: .milliseconds(500))
-            let relay = Self.relay(database, settings)
+            let relay = Self.relay(database, settings, queue: queue)
             defer { relay.cancel() }
             let ids = try await Self.appendAgents(database, count: 10)
             try await Self.waitFor(inbox, count: ids.count)
@@ -100,8 +109,7 @@ import Testing
             let inbox = Inbox(tenant: database.settings.database)
             let consumer = Self.consume(settings, queue: "outage.inbox", into: inbox)
             defer { consumer.cancel() }
-            try await Task.sleep(for: .milliseconds(500))
-            let relay = Self.relay(database, settings)
+            let relay = Self.relay(database, settings, queue: "outage.inbox")
             defer { relay.cancel() }
 
             var expected = try await Self.appendAgents(database, count: 20)

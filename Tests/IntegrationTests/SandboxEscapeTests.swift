@@ -285,8 +285,10 @@ import Testing
         let sleeper = try await Self.run("import time\nprint('going to sleep', flush=True)\ntime.sleep(60)", timeout: 1)
         #expect(sleeper.output.stdout == "going to sleep\n", "output before the limit is kept")
         // The loop's CPU time is measured even though it was killed (how much it got of a busy
-        // machine's cores varies; a run killed without being reaped would report about 0).
-        let loop = try await Self.run("while True:\n    pass", timeout: 1)
+        // machine's cores varies; a run killed without being reaped would report about 0). Three
+        // seconds of wall time: with the whole suite running beside it, one second once gave the
+        // loop 48 ms of CPU.
+        let loop = try await Self.run("while True:\n    pass", timeout: 3)
         #expect(loop.usage.cpuMs >= 50, "the loop's CPU time is not measured: \(loop.usage)")
     }
 

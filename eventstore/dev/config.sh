@@ -11,6 +11,8 @@ CHRONICLE_EPMD_PORT="${CHRONICLE_EPMD_PORT:-54369}"
 CHRONICLE_PG_DB="${CHRONICLE_PG_DB:-chronicle}"
 # The Python tools' virtualenv (schemathesis); tests' private servers share the main one.
 CHRONICLE_VENV="${CHRONICLE_VENV:-$CHRONICLE_DATA/venv}"
+# Model files (the offline embedder's); likewise shared with tests' private servers.
+CHRONICLE_MODELS="${CHRONICLE_MODELS:-$CHRONICLE_DATA/models}"
 CHRONICLE_PG_USER="${CHRONICLE_PG_USER:-chronicle}"
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 RABBITMQ_BIN="${RABBITMQ_BIN:-/usr/lib/rabbitmq/bin}"

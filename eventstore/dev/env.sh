@@ -6,6 +6,8 @@ set -euo pipefail
 echo "export CHRONICLE_POSTGRES_URL='postgres://${CHRONICLE_PG_USER}@127.0.0.1:${CHRONICLE_PG_PORT}/${CHRONICLE_PG_DB}?sslmode=disable'"
 echo "export CHRONICLE_REDIS_URL='redis://127.0.0.1:${CHRONICLE_REDIS_PORT}/0'"
 echo "export CHRONICLE_AMQP_URL='amqp://guest:guest@127.0.0.1:${CHRONICLE_AMQP_PORT}/%2f'"
+# The offline embedder's files, unpacked by install.sh.
+echo "export CHRONICLE_KNOWLEDGE_EMBEDDER_DIR='${CHRONICLE_MODELS}/wordllama-0.4.0.post1'"
 # The local servers' token key and first admin's password: made once, kept in the ignored data
 # folder (a real deployment sets CHRONICLE_JWT_SECRET from its secret store).
 mkdir -p "$CHRONICLE_DATA"

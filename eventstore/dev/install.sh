@@ -3,7 +3,7 @@
 # Idempotent: it asks dpkg first and runs apt-get only for what is missing.
 set -euo pipefail
 
-packages=(redis-server rabbitmq-server libhiredis-dev librabbitmq-dev libseccomp-dev libcurl4-openssl-dev libpg-query-dev wrk)
+packages=(redis-server rabbitmq-server libhiredis-dev librabbitmq-dev libseccomp-dev libcurl4-openssl-dev libpg-query-dev wrk poppler-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -42,4 +42,46 @@ JINJA2_VERSION=3.1.6
 if ! "$venv/bin/python" -c "import jinja2, sys; sys.exit(jinja2.__version__ != '$JINJA2_VERSION')" 2>/dev/null; then
   echo "install: Jinja2 $JINJA2_VERSION into $venv" >&2
   "$venv/bin/pip" install -q --disable-pip-version-check "Jinja2==$JINJA2_VERSION"
+fi
+# NumPy (PyPI, pinned): the peer `make bench` measures Knowledge's exact vector search beside.
+NUMPY_VERSION=2.2.6
+if ! "$venv/bin/python" -c "import numpy, sys; sys.exit(numpy.__version__ != '$NUMPY_VERSION')" 2>/dev/null; then
+  echo "install: NumPy $NUMPY_VERSION into $venv" >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check "numpy==$NUMPY_VERSION"
+fi
+# bm25s (PyPI, pinned, with SciPy): the peer `make bench` measures Knowledge's keyword search beside.
+BM25S_VERSION=0.2.14
+if ! "$venv/bin/python" -c "import bm25s, sys; sys.exit(bm25s.__version__ != '$BM25S_VERSION')" 2>/dev/null; then
+  echo "install: bm25s $BM25S_VERSION into $venv" >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check "bm25s==$BM25S_VERSION" "scipy==1.18.1"
+fi
+# The offline embedder's files (Knowledge): WordLlama's token embeddings and BPE tokenizer (MIT,
+# Lee Miller 2024), unpacked from the pinned wheel on PyPI into the data folder. Only data files
+# are used, so the x86_64 CPython 3.11 wheel serves every machine. ($CHRONICLE_MODELS: config.sh.)
+WORDLLAMA_VERSION=0.4.0.post1
+WORDLLAMA_SHA256=42c2c88907ace0b0681ac6f9092d6a300a6409a5d2d61071a3fb5e7159370c97
+models="$CHRONICLE_MODELS/wordllama-$WORDLLAMA_VERSION"
+if [ ! -f "$models/.complete" ]; then
+  echo "install: wordllama $WORDLLAMA_VERSION's embeddings and tokenizer into $models" >&2
+  wheels=$(mktemp -d)
+  "$venv/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp -d "$wheels" "wordllama==$WORDLLAMA_VERSION"
+  wheel=$(ls "$wheels"/wordllama-*.whl)
+  echo "$WORDLLAMA_SHA256  $wheel" | sha256sum -c --quiet - || { echo "install: wordllama wheel checksum mismatch" >&2; exit 1; }
+  rm -rf "$models" && mkdir -p "$models"
+  "$venv/bin/python" - "$wheel" "$models" <<'PY'
+import sys, zipfile, os
+wheel, out = sys.argv[1], sys.argv[2]
+wanted = {
+    "wordllama/tokenizers/l2_supercat_tokenizer_config.json": "l2_supercat_tokenizer_config.json",
+    "wordllama/weights/l2_supercat_256.safetensors": "l2_supercat_256.safetensors",
+    "wordllama-0.4.0.post1.dist-info/licenses/LICENSE": "LICENSE",
+}
+with zipfile.ZipFile(wheel) as z:
+    for name, target in wanted.items():
+        with z.open(name) as src, open(os.path.join(out, target), "wb") as dst:
+            dst.write(src.read())
+PY
+  touch "$models/.complete"
+  rm -rf "$wheels"
 fi

@@ -12,7 +12,7 @@ extension AgentsController {
         let (page, pageSize) = try Reply.paging(request)
         try await waitIfAsked(request, queries.waitForAgents)
         let result = try await queries.agents(owner: principal.isAdmin ? nil : principal.userID, page: page, pageSize: pageSize)
-        return try Reply.json(AgentDTO.Paged(result, AgentDTO.Agent.init), status: .ok, context: context)
+        return try Reply.json(Paged(result, AgentDTO.Agent.init), status: .ok, context: context)
     }
 
     @Sendable func show(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
@@ -49,7 +49,7 @@ extension AgentsController {
         try await waitIfAsked(request, queries.waitForExecutions)
         guard let agent = try await queries.agent(agentID), principal.mayAccess(owner: agent.ownerID) else { throw Self.agentNotFound }
         let result = try await queries.executions(agent: agentID, status: status, page: page, pageSize: pageSize)
-        return try Reply.json(AgentDTO.Paged(result, AgentDTO.Execution.init), status: .ok, context: context)
+        return try Reply.json(Paged(result, AgentDTO.Execution.init), status: .ok, context: context)
     }
 
     @Sendable func showExecution(_ request: Request, context: ChronicleRequestContext) async throws -> Response {

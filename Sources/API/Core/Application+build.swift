@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import Prometheus
 import ServiceLifecycle
@@ -37,6 +38,11 @@ public struct AppDependencies: Sendable {
     public var identity: Identity?
     /// Every module's routes under `/api/v1`; none serves only health, metrics and the document.
     public var routes: [RouteMount]
+    /// WebSocket upgrades under `/api/v1`, tried before the HTTP routes for upgrade requests. A
+    /// request they do not upgrade goes on to the HTTP routes, which answer it with a problem.
+    public var webSocketRoutes: [RouteMount] = []
+    /// Largest WebSocket frame a client may send (bytes).
+    public var webSocketMaxFrame = 64 * 1024
 
     public struct Identity: Sendable {
         public var auth: AuthController
@@ -54,8 +60,10 @@ public struct AppDependencies: Sendable {
 
     public init(
         healthChecks: [HealthCheck], registry: PrometheusCollectorRegistry, services: [any Service] = [], identity: Identity? = nil,
-        routes: [RouteMount] = [], readiness: @escaping @Sendable () async -> HealthController<ChronicleRequestContext>.Readiness
+        routes: [RouteMount] = [], webSocketRoutes: [RouteMount] = [],
+        readiness: @escaping @Sendable () async -> HealthController<ChronicleRequestContext>.Readiness
     ) {
+        self.webSocketRoutes = webSocketRoutes
         self.healthChecks = healthChecks
         self.registry = registry
         self.services = services
@@ -87,12 +95,27 @@ public func buildRouter(_ dependencies: AppDependencies) -> Router<ChronicleRequ
     return router
 }
 
+/// The router that decides WebSocket upgrades: the same request id, and the token from the
+/// `Authorization` header or from `Sec-WebSocket-Protocol` (`bearer.<token>`, as browsers cannot
+/// set headers on a socket); an upgrade without either is let through to authenticate in its first
+/// message. No token ever travels in the URL.
+public func buildWebSocketRouter(_ dependencies: AppDependencies) -> Router<ChronicleRequestContext> {
+    let router = Router(context: ChronicleRequestContext.self)
+    router.add(middleware: RequestIDMiddleware())
+    guard let identity = dependencies.identity, !dependencies.webSocketRoutes.isEmpty else { return router }
+    let api = router.group("api/v1").add(middleware: WebSocketAuthMiddleware(auth: identity.middleware))
+    for mount in dependencies.webSocketRoutes { mount.add(api.group(RouterPath(mount.path))) }
+    return router
+}
+
 /// The application `chronicle serve` runs; tests call it too, with `app.test(.router)` or `.live`.
 public func buildApplication(
     server: ServerSettings, dependencies: AppDependencies, logger: Logger
 ) -> some ApplicationProtocol {
     Application(
         router: buildRouter(dependencies),
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: buildWebSocketRouter(dependencies), configuration: .init(ws: .init(maxFrameSize: dependencies.webSocketMaxFrame))),
         configuration: .init(address: .hostname(server.host, port: server.port), serverName: "chronicle"),
         services: dependencies.services,
         logger: logger)

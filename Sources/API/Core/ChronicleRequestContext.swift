@@ -1,6 +1,7 @@
 import Events
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 
 /// Who is making a request. Every command carries it into its events' metadata, and every
@@ -34,8 +35,10 @@ public struct Principal: Sendable, Equatable {
 }
 
 /// The request context of every route: Hummingbird's core storage plus the principal.
-public struct ChronicleRequestContext: RequestContext {
+public struct ChronicleRequestContext: RequestContext, WebSocketRequestContext {
     public var coreContext: CoreRequestContextStorage
+    /// Set by a WebSocket route that upgrades (the live workflow socket).
+    public let webSocket = WebSocketHandlerReference<ChronicleRequestContext>()
     public var principal: Principal?
     /// From `X-Request-ID` or generated; the correlation id of the events a command appends.
     public var requestID: String?

@@ -31,12 +31,15 @@ enum Reply {
 
     /// Read-your-writes: with `X-Chronicle-After` (a command's `X-Chronicle-Position`), waits (up
     /// to `timeout`) until the read model has passed it; a malformed position is a 400.
-    static func waitIfAsked(_ request: Request, timeout: Duration, _ wait: (Checkpoint, Duration) async throws -> Bool) async throws {
-        guard let token = request.headers[.init("X-Chronicle-After")!] else { return }
+    /// False when the read model had not passed the position within `timeout` (the caller may
+    /// then answer from the log instead); true when it had, or nothing was asked.
+    @discardableResult
+    static func waitIfAsked(_ request: Request, timeout: Duration, _ wait: (Checkpoint, Duration) async throws -> Bool) async throws -> Bool {
+        guard let token = request.headers[.init("X-Chronicle-After")!] else { return true }
         guard let checkpoint = checkpoint(token) else {
             throw Problem(.badRequest, code: "request.invalid_position", detail: "X-Chronicle-After must be a position from X-Chronicle-Position")
         }
-        _ = try await wait(checkpoint, timeout)
+        return try await wait(checkpoint, timeout)
     }
 
     /// `If-Match: "3"` (or `3`, or `W/"3"`) as an expected version; `*` or none means any.

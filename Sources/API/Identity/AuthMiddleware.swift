@@ -29,9 +29,14 @@ public struct AuthMiddleware: RouterMiddleware {
         guard let header = request.headers[.authorization] else { throw TokenError.missing.problem }
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw TokenError.missing.problem }
+        return try await principal(token: String(parts[1]).trimmingCharacters(in: .whitespaces))
+    }
+
+    /// The principal a bearer token names (a live socket's first message carries one).
+    public func principal(token: String) async throws -> Principal {
         let verified: VerifiedToken
         do {
-            verified = try await tokens.verify(String(parts[1]).trimmingCharacters(in: .whitespaces))
+            verified = try await tokens.verify(token)
         } catch let error as TokenError {
             throw error.problem
         }
@@ -51,5 +56,27 @@ public struct AuthMiddleware: RouterMiddleware {
         }
         return Principal(
             userID: id.uuidString.lowercased(), tenantID: user.tenantID ?? "default", roles: Set(user.roles.map(\.rawValue)), tier: user.tier)
+    }
+}
+
+/// Authentication for WebSocket upgrades: the `Authorization` header, or `bearer.<token>` among
+/// the offered `Sec-WebSocket-Protocol` values; with neither, the upgrade proceeds without a
+/// principal and the socket must authenticate in its first message. A token that is present but
+/// invalid refuses the upgrade.
+struct WebSocketAuthMiddleware: RouterMiddleware {
+    typealias Context = ChronicleRequestContext
+    let auth: AuthMiddleware
+
+    static let protocolPrefix = "bearer."
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        if request.headers[.authorization] != nil {
+            context.principal = try await auth.principal(for: request)
+        } else if let offered = request.headers[.secWebSocketProtocol] {
+            let token = offered.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.hasPrefix(Self.protocolPrefix) }
+            if let token { context.principal = try await auth.principal(token: String(token.dropFirst(Self.protocolPrefix.count))) }
+        }
+        return try await next(request, context)
     }
 }

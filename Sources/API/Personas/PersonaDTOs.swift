@@ -111,19 +111,6 @@ enum PersonaDTO {
         }
     }
 
-    struct List: Encodable {
-        var items: [Summary]
-        var page: Int
-        var pageSize: Int
-        var totalCount: Int
-
-        enum CodingKeys: String, CodingKey {
-            case items, page
-            case pageSize = "page_size"
-            case totalCount = "total_count"
-        }
-    }
-
     /// Which version a render, a validation or a label move means: a label, a number, or (neither)
     /// the latest.
     struct Selector: Decodable {

@@ -114,7 +114,7 @@ public struct PersonasController: Sendable {
         try await Reply.waitIfAsked(request, timeout: settings.readYourWritesTimeout, queries.waitForPersonas)
         let found = try await queries.personas(owner: principal.isAdmin ? nil : principal.userID, page: page, pageSize: pageSize)
         return try Reply.json(
-            PersonaDTO.List(items: found.items.map(PersonaDTO.Summary.init), page: found.page, pageSize: found.pageSize, totalCount: found.totalCount),
+            Paged(found, PersonaDTO.Summary.init),
             status: .ok, context: context)
     }
 

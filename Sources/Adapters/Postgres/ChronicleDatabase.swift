@@ -49,8 +49,9 @@ public final class ChronicleDatabase: Sendable {
         }
     }
 
-    /// Opens and closes one connection within `timeout`.
-    public static func preflight(_ settings: PostgresSettings, logger: Logger, timeout: Duration = .seconds(5)) async throws {
+    /// Opens and closes one connection within `timeout` (the settings' connect timeout if nil).
+    public static func preflight(_ settings: PostgresSettings, logger: Logger, timeout: Duration? = nil) async throws {
+        let timeout = timeout ?? settings.connectTimeout
         var config = PostgresConnection.Configuration(
             host: settings.host, port: settings.port, username: settings.username, password: settings.password,
             database: settings.database, tls: .disable)

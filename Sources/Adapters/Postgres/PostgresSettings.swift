@@ -2,7 +2,9 @@ import Foundation
 import PostgresNIO
 
 /// Connection settings parsed from a `postgres://user:password@host:port/database` URL
-/// (`CHRONICLE_POSTGRES_URL`). Only `sslmode=disable|prefer|require` is read from the query.
+/// (`CHRONICLE_POSTGRES_URL`). Two parameters are read from the query, as libpq reads them:
+/// `sslmode=disable|prefer|require` and `connect_timeout` (seconds to open a connection, its
+/// startup and login included; 10 by default).
 public struct PostgresSettings: Sendable, Equatable {
     public var host: String
     public var port: Int
@@ -11,6 +13,8 @@ public struct PostgresSettings: Sendable, Equatable {
     public var database: String
     public var tls: TLSMode
     public var maxConnections: Int
+    /// How long opening one connection may take, login included.
+    public var connectTimeout: Duration
 
     public enum TLSMode: String, Sendable { case disable, prefer, require }
 
@@ -31,6 +35,14 @@ public struct PostgresSettings: Sendable, Equatable {
         }
         self.tls = tls
         self.maxConnections = maxConnections
+        if let text = components.queryItems?.first(where: { $0.name == "connect_timeout" })?.value {
+            guard let seconds = Int(text), seconds > 0, seconds <= 3600 else {
+                throw ConfigurationError("connect_timeout must be a whole number of seconds, 1 to 3600")
+            }
+            self.connectTimeout = .seconds(seconds)
+        } else {
+            self.connectTimeout = .seconds(10)
+        }
     }
 
     /// The same server, another database: for tests that each create their own.
@@ -58,7 +70,7 @@ public struct PostgresSettings: Sendable, Equatable {
         var config = PostgresClient.Configuration(
             host: host, port: port, username: username, password: password, database: database, tls: tlsConfig)
         config.options.maximumConnections = maxConnections
-        config.options.connectTimeout = .seconds(5)
+        config.options.connectTimeout = connectTimeout
         // Names the process in pg_stat_activity, e.g. to see which one holds a lease.
         config.options.additionalStartupParameters = [("application_name", "chronicle-\(ProcessInfo.processInfo.processIdentifier)")]
         return config

@@ -161,7 +161,7 @@ struct RowFolder<P: FoldingPostgresProjection>: Sendable {
 
     /// ISO8601DateFormatter keeps milliseconds only: the microseconds are read from the text. The
     /// Date is put half a microsecond past the stored one, so that writing it again (PostgresNIO's
-    /// truncation to whole microseconds, and `timestamp(_:to:)`) gives back exactly the stored
+    /// truncation to whole microseconds, and `RowFolderTimestamp.write`) gives back exactly the stored
     /// value despite the double's rounding; without it a reloaded row lost a microsecond.
     static func microseconds(_ date: Date, _ text: String) -> Date {
         var micros: Int64 = 0
@@ -206,13 +206,35 @@ struct RowFolder<P: FoldingPostgresProjection>: Sendable {
         case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
         case .uuid(let id): string(id.uuidString, to: &out)
         case .json(let data): out.append(contentsOf: PostgresText.encodeJSON(data))
-        case .timestamp(let date): timestamp(date, to: &out)
+        case .timestamp(let date): RowFolderTimestamp.write(date, to: &out)
         }
     }
 
+
+    static func string(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(contentsOf: "\\\"".utf8)
+            case UInt8(ascii: "\\"): out.append(contentsOf: "\\\\".utf8)
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: "\\u00".utf8)
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0xF)])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
+
+/// A timestamp as JSON text, exactly as PostgresNIO binds a Date (the folds' rows, inlined
+/// statements).
+enum RowFolderTimestamp {
     /// As PostgresNIO binds a Date: whole microseconds since 2000-01-01, truncated. Written
     /// digit by digit (`YYYY-MM-DD HH:MM:SS.ffffff+00`).
-    static func timestamp(_ date: Date, to out: inout [UInt8]) {
+    static func write(_ date: Date, to out: inout [UInt8]) {
         let micros = Int64(date.timeIntervalSince(Date(timeIntervalSince1970: 946_684_800)) * 1_000_000) + 946_684_800_000_000
         var seconds = micros / 1_000_000
         var fraction = micros % 1_000_000
@@ -248,22 +270,5 @@ struct RowFolder<P: FoldingPostgresProjection>: Sendable {
         out.append(UInt8(ascii: "."))
         digits(fraction, 6)
         out.append(contentsOf: "+00\"".utf8)
-    }
-
-    static func string(_ text: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: "\\\"".utf8)
-            case UInt8(ascii: "\\"): out.append(contentsOf: "\\\\".utf8)
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: "\\u00".utf8)
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0xF)])
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
     }
 }

@@ -22,7 +22,7 @@ extension PostgresProjectionStore {
         events: any EventStore, batchSize: Int? = nil, progress: @Sendable (RebuildProgress) -> Void = { _ in }
     ) async throws -> (generation: Int, events: Int) {
         // Pages of 5,000 for a fold (decoded before each page's transaction), 2,000 otherwise.
-        let batchSize = max(1, batchSize ?? (projection is any FoldingPostgresProjection ? 5_000 : 2_000))
+        let batchSize = max(1, batchSize ?? projection.batchSize ?? (projection is any FoldingPostgresProjection ? 5_000 : 2_000))
         try await prepareStorage()
         let clock = ContinuousClock()
         let started = clock.now

@@ -26,7 +26,7 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
     /// A folded batch is decoded before its transaction and written in a few statements, so it
     /// can be large; statements per event keep the transaction (and the readers it holds back)
     /// short.
-    public var batchSize: Int { projection is any FoldingPostgresProjection ? 2_000 : 500 }
+    public var batchSize: Int { projection.batchSize ?? (projection is any FoldingPostgresProjection ? 2_000 : 500) }
 
     /// A folded projection's events are applied by the fold, per batch (`RowFolder`): no
     /// statements per event, and an event the fold refuses fails its batch, which the runner then
@@ -73,13 +73,37 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
         try await RowFolder(projection: folding, logger: logger).decode(events)
     }
 
+    static var statementsPerBlock: Int { 250 }
+
     /// Writes prepared writes to the generation's tables. `known`: see `RowFolder.write`.
     func write(_ prepared: PreparedWrites, tables: [String: String], on connection: PostgresConnection, known: FoldKeys? = nil) async throws {
         switch prepared {
         case .statements(let statements):
-            for statement in statements.joined() {
-                _ = try await connection.query(statement.query(tables: tables), logger: logger)
+            // A batch's statements travel together, a few hundred per round trip, as one
+            // anonymous PL/pgSQL block with their values inlined as typed literals: one round
+            // trip instead of one per statement, so the transaction (which holds back every
+            // reader of the log on the server) lasts no longer than its SQL. A statement that
+            // cannot go in a block (not a plain INSERT, UPDATE or DELETE) goes alone, in order.
+            var block: [String] = []
+            func flush() async throws {
+                guard !block.isEmpty else { return }
+                if let sql = SQLStatement.anonymousBlock(block) {
+                    _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+                } else {
+                    for statement in block { _ = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                }
+                block.removeAll(keepingCapacity: true)
             }
+            for statement in statements.joined() {
+                if statement.blockable, let inlined = statement.inlined(tables: tables) {
+                    block.append(inlined)
+                    if block.count >= Self.statementsPerBlock { try await flush() }
+                } else {
+                    try await flush()
+                    _ = try await connection.query(statement.query(tables: tables), logger: logger)
+                }
+            }
+            try await flush()
         case .fold(let changes):
             guard let folding = projection as? any FoldingPostgresProjection else { return }
             try await write(folding, changes, tables: tables, on: connection, known: known)

@@ -59,6 +59,15 @@ final class RedisConnection: @unchecked Sendable {
         return replies
     }
 
+    /// Reads one reply without sending anything (a subscribed connection's next message). Nil
+    /// when nothing came within the timeout or the connection broke: either way it is unusable.
+    func read() throws -> RedisValue? {
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReply(context, &raw) == REDIS_OK, let raw else { return nil }
+        defer { freeReplyObject(raw) }
+        return try Self.convert(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
     private static func convert(_ reply: UnsafeMutablePointer<redisReply>) throws -> RedisValue {
         let r = reply.pointee
         switch r.type {

@@ -38,6 +38,18 @@ public enum AgentPlugins {
                 ]),
                 "required": .array([.string("code")]),
             ])),
+        Tool(
+            plugin: "knowledge.search",
+            description: "Search a knowledge base your owner owns (hybrid keyword and semantic search) and return its best passages, numbered, each with its document, heading path, offsets and content hash. Cite passages by their numbers.",
+            parameters: .object([
+                "type": .string("object"),
+                "properties": .object([
+                    "knowledge_base_id": .object(["type": .string("string"), "description": .string("the knowledge base's id")]),
+                    "query": .object(["type": .string("string"), "description": .string("what to look for, in words")]),
+                    "top_k": .object(["type": .string("integer"), "minimum": .number(1), "maximum": .number(10)]),
+                ]),
+                "required": .array([.string("knowledge_base_id"), .string("query")]),
+            ])),
     ]
 
     /// The code and wall time a `sandbox.python` call asks for, or what is wrong with it.

@@ -6,7 +6,8 @@ import Foundation
 /// nobody mistakes its output for a real model's. It does use tools: given `math.evaluate` and an
 /// input holding arithmetic, it asks for the tool and then reports its result, so the whole tool
 /// loop works without a network. Given `sandbox.python` and an input holding a fenced Python block
-/// (```python ... ```), it asks the sandbox to run that block.
+/// (```python ... ```), it asks the sandbox to run that block. Given `knowledge.search` and an
+/// input naming a knowledge base's id, it searches that base for the rest of the input.
 public struct OfflineLanguageModel: LanguageModel {
     public static let modelName = "offline"
 
@@ -34,6 +35,11 @@ public struct OfflineLanguageModel: LanguageModel {
             let arguments = String(decoding: (try? JSONEncoder().encode(["code": code])) ?? Data(), as: UTF8.self)
             return ChatMessage(role: .assistant, content: nil, toolCalls: [ToolCall(id: "offline-call-1", name: sandbox, arguments: arguments)])
         }
+        let knowledge = AgentPlugins.tool(named: "knowledge.search")!.functionName
+        if request.tools.contains(where: { $0.name == knowledge }), let (base, query) = Self.knowledgeQuery(in: input) {
+            let arguments = String(decoding: (try? JSONEncoder().encode(["knowledge_base_id": base, "query": query])) ?? Data(), as: UTF8.self)
+            return ChatMessage(role: .assistant, content: nil, toolCalls: [ToolCall(id: "offline-call-1", name: knowledge, arguments: arguments)])
+        }
         let math = AgentPlugins.tool(named: "math.evaluate")!.functionName
         if request.tools.contains(where: { $0.name == math }), let expression = Self.arithmetic(in: input) {
             let arguments = String(decoding: (try? JSONEncoder().encode(["expression": expression])) ?? Data(), as: UTF8.self)
@@ -44,6 +50,14 @@ public struct OfflineLanguageModel: LanguageModel {
         return ChatMessage(
             role: .assistant,
             content: "[offline model] No language model is configured, so this is a deterministic reply. You said (\(words.count) words): \(echo)")
+    }
+
+    /// A knowledge base's id named in the input, and the rest of the input as the query.
+    static func knowledgeQuery(in text: String) -> (base: String, query: String)? {
+        guard let range = text.range(of: "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", options: .regularExpression)
+        else { return nil }
+        let query = (text[..<range.lowerBound] + " " + text[range.upperBound...]).trimmingCharacters(in: .whitespacesAndNewlines)
+        return query.isEmpty ? nil : (String(text[range]).lowercased(), query)
     }
 
     /// The first fenced ```python block's code.

@@ -1,5 +1,6 @@
 import Events
 import Foundation
+import Synchronization
 
 /// What a handled command wrote: the state after it and where its events landed.
 public struct CommandResult<State: Sendable>: Sendable {
@@ -38,21 +39,37 @@ public struct CommandHandler<D: Decider>: Sendable {
     public let snapshots: (any SnapshotStore)?
     public let policy: SnapshotPolicy
     public let maxAttempts: Int
+    /// Folded states kept between commands: a load folds only the events after the kept one.
+    public let memo: StateMemo<D>?
+    /// Commands on one stream in this process, one at a time: on a hot stream (a workflow many
+    /// people edit) they queue here instead of conflicting in the store and retrying.
+    public let gate: StreamGate?
 
     public init(
         store: any EventStore, registry: EventRegistry = D.Event.registry, snapshots: (any SnapshotStore)? = nil,
-        policy: SnapshotPolicy = .never, maxAttempts: Int = 5
+        policy: SnapshotPolicy = .never, maxAttempts: Int = 5, memo: StateMemo<D>? = nil, gate: StreamGate? = nil
     ) {
+        self.gate = gate
         self.store = store
         self.registry = registry
         self.snapshots = snapshots
         self.policy = policy
         self.maxAttempts = max(1, maxAttempts)
+        self.memo = memo
     }
 
     /// - Parameter ifMatch: the version the caller last saw (`If-Match`); a mismatch is not retried.
     public func handle(
         _ command: D.Command, on streamID: StreamID, context: CommandContext, ifMatch: Int64? = nil
+    ) async throws -> CommandResult<D.State> {
+        guard let gate else { return try await decideAndAppend(command, on: streamID, context: context, ifMatch: ifMatch) }
+        return try await gate.run(streamID.description) {
+            try await decideAndAppend(command, on: streamID, context: context, ifMatch: ifMatch)
+        }
+    }
+
+    private func decideAndAppend(
+        _ command: D.Command, on streamID: StreamID, context: CommandContext, ifMatch: Int64?
     ) async throws -> CommandResult<D.State> {
         let stream = streamID.description
         if let earlier = try await earlierResult(of: context, on: stream) { return earlier }
@@ -79,6 +96,7 @@ public struct CommandHandler<D: Decider>: Sendable {
                 let result = try await store.append(to: stream, expected: .exact(version), events: events)
                 let newState = D.fold(decided, from: state)
                 if !result.duplicate {
+                    memo?.keep(newState, at: result.streamVersion, of: stream)
                     await snapshotIfDue(stream: streamID, state: newState, from: version, to: result.streamVersion)
                 }
                 return CommandResult(state: newState, streamVersion: result.streamVersion, append: result)
@@ -107,9 +125,12 @@ public struct CommandHandler<D: Decider>: Sendable {
     public func load(_ stream: String) async throws -> (D.State, Int64) {
         var state = D.initialState
         var version: Int64 = 0
-        if let restored = try await restoreSnapshot(stream) {
+        if let kept = memo?.kept(stream) {
+            (state, version) = kept
+        } else if let restored = try await restoreSnapshot(stream) {
             (state, version) = restored
         }
+        let start = version
         let pageSize = 500
         while true {
             let page = try await store.readStream(stream, from: version + 1, direction: .forward, limit: pageSize)
@@ -117,8 +138,28 @@ public struct CommandHandler<D: Decider>: Sendable {
                 state = D.evolve(state, try registry.decode(recorded, as: D.Event.self))
                 version = recorded.streamVersion
             }
-            if page.count < pageSize { return (state, version) }
+            if page.count < pageSize {
+                if version > start { memo?.keep(state, at: version, of: stream) }
+                return (state, version)
+            }
         }
+    }
+
+    /// The state of a stream as of `version` (time travel): folded from its first event, never
+    /// from a kept state or a snapshot, which may be past it.
+    public func load(_ stream: String, asOf target: Int64) async throws -> (D.State, Int64) {
+        var state = D.initialState
+        var version: Int64 = 0
+        let pageSize = 500
+        while version < target {
+            let page = try await store.readStream(stream, from: version + 1, direction: .forward, limit: min(pageSize, Int(target - version)))
+            for recorded in page where recorded.streamVersion <= target {
+                state = D.evolve(state, try registry.decode(recorded, as: D.Event.self))
+                version = recorded.streamVersion
+            }
+            if page.count < pageSize { break }
+        }
+        return (state, version)
     }
 
     private func restoreSnapshot(_ stream: String) async throws -> (D.State, Int64)? {
@@ -153,5 +194,69 @@ extension NewEvent {
 
     private static func make<E: DomainEvent>(_ event: E, id: UUID, metadata: EventMetadata) throws -> NewEvent {
         try NewEvent(event, id: id, metadata: metadata)
+    }
+}
+
+/// Folded states of streams, kept in memory between commands so a long stream (a workflow edited
+/// op by op) is folded once, then only forward from where it was kept. A kept state is always the
+/// fold of the stream's first `version` events, so it can be old but never wrong: every load reads
+/// the events after it from the store. Bounded: past `capacity` streams it starts over.
+public final class StateMemo<D: Decider>: Sendable {
+    private let entries: Mutex<[String: (version: Int64, state: D.State)]> = Mutex([:])
+    private let capacity: Int
+
+    public init(capacity: Int = 1024) { self.capacity = max(1, capacity) }
+
+    public func kept(_ stream: String) -> (D.State, Int64)? {
+        entries.withLock { $0[stream].map { ($0.state, $0.version) } }
+    }
+
+    /// Keeps `state` unless a newer one is kept.
+    public func keep(_ state: D.State, at version: Int64, of stream: String) {
+        entries.withLock { entries in
+            if (entries[stream]?.version ?? -1) >= version { return }
+            if entries[stream] == nil, entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[stream] = (version, state)
+        }
+    }
+}
+
+/// One holder per key at a time, the others queued in arrival order (an async mutex per stream).
+public final class StreamGate: Sendable {
+    private let held = Mutex<[String: [CheckedContinuation<Void, Never>]]>([:])
+
+    public init() {}
+
+    public func run<T>(_ key: String, _ body: () async throws -> T) async throws -> T {
+        await acquire(key)
+        defer { release(key) }
+        return try await body()
+    }
+
+    private func acquire(_ key: String) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = held.withLock { held -> Bool in
+                guard held[key] != nil else {
+                    held[key] = []
+                    return true
+                }
+                held[key]!.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    private func release(_ key: String) {
+        let next = held.withLock { held -> CheckedContinuation<Void, Never>? in
+            guard var waiting = held[key], !waiting.isEmpty else {
+                held[key] = nil
+                return nil
+            }
+            let next = waiting.removeFirst()
+            held[key] = waiting
+            return next
+        }
+        next?.resume()
     }
 }

@@ -12,6 +12,8 @@ struct LanguageModelConfiguration {
     var modelDescription: String
     var defaultModel: String
     var prices: ModelPrices
+    /// Tries, backoff, timeout and breaker of every model call (the embedder's too).
+    var policy: ResilientLanguageModel.Policy
 
     static let settings: [SettingDescription] = [
         .init("chronicle.llm.base_url", "(offline model)", "OpenAI-compatible base URL, e.g. https://api.openai.com/v1"),
@@ -75,6 +77,7 @@ struct LanguageModelConfiguration {
             modelDescription = OfflineLanguageModel.modelName
         }
         model = ResilientLanguageModel(base, policy: policy)
+        self.policy = policy
         self.defaultModel = defaultModel ?? OfflineLanguageModel.modelName
         self.prices = prices
     }

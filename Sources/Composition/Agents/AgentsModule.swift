@@ -38,7 +38,7 @@ public struct AgentsModule: ChronicleModule {
             let tool = app.capability(SandboxTool.self)
             let runner = AgentExecutionRunner(
                 store: platform.database.eventStore, model: chat.model, prices: chat.prices,
-                sandbox: tool.map { ($0.runner, $0.limits) }, logger: app.logger)
+                sandbox: tool.map { ($0.runner, $0.limits) }, knowledge: app.capability(KnowledgeSearchTool.self), logger: app.logger)
             app.add(
                 worker: platform.worker(
                     name: "agent-execute", exchange: "agent.execute", delays: [.seconds(1), .seconds(5), .seconds(30)],

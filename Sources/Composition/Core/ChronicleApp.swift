@@ -76,6 +76,7 @@ public enum ChronicleApp {
             app.add(service: RunWatchdog(runs: app.supervised, policy: policy, logger: platform.logger))
         }
         if roles.contains(.api) { app.add(service: platform.hub) }
+        if roles.contains(.api) || roles.contains(.projectors) { app.add(service: platform.doorbell) }
         return app
     }
 
@@ -93,6 +94,7 @@ public enum ChronicleApp {
                 HealthCheck(name: "redis", critical: false) { try await RedisProbe.ping(redis) },
                 HealthCheck(name: "rabbitmq", critical: false) { try await AMQPProbe.check(amqp) },
             ] + app.healthChecks,
-            registry: registry, services: services, identity: app.identity, routes: app.routes, readiness: readiness)
+            registry: registry, services: services, identity: app.identity, routes: app.routes, webSocketRoutes: app.webSocketRoutes,
+            readiness: readiness)
     }
 }

@@ -75,6 +75,7 @@ public struct Assembly: Sendable {
     public private(set) var workers: [ModuleWorker] = []
     public private(set) var healthChecks: [HealthCheck] = []
     public private(set) var routes: [RouteMount] = []
+    public private(set) var webSocketRoutes: [RouteMount] = []
     public private(set) var supervised: [SupervisedRuns] = []
     /// Authentication for `/api/v1`: the Identity module's.
     public var identity: AppDependencies.Identity?
@@ -102,6 +103,8 @@ public struct Assembly: Sendable {
     public mutating func add(service: any Service) { services.append(service) }
     public mutating func add(healthCheck: HealthCheck) { healthChecks.append(healthCheck) }
     public mutating func add(routes mount: RouteMount) { routes.append(mount) }
+    /// WebSocket upgrades under `/api/v1` (tried before the HTTP routes for upgrade requests).
+    public mutating func add(webSocketRoutes mount: RouteMount) { webSocketRoutes.append(mount) }
     /// Runs the watchdog fails when they stop making progress.
     public mutating func supervise(_ runs: SupervisedRuns) { supervised.append(runs) }
 

@@ -2,12 +2,12 @@ import Commands
 import Events
 
 /// Chronicle's modules, in the order they are assembled: a module may use what an earlier one
-/// provides (Agents uses Sandbox's runner, the llm module's model and Personas' renderer; the
-/// Personas judge uses the model; Identity guards every route). Adding a module is
-/// adding its manifest here.
+/// provides (Agents uses Sandbox's runner, the llm module's model, Personas' renderer and
+/// Knowledge's search tool; the Personas judge and the Knowledge answerer use the model; Identity
+/// guards every route). Adding a module is adding its manifest here.
 public enum Modules {
     public static let all: [any ChronicleModule] = [
-        IdentityModule(), SandboxModule(), LanguageModelsModule(), PersonasModule(), AgentsModule(), SqlModule(), OperationsModule(), AnalyticsModule(), AuditModule(),
+        IdentityModule(), SandboxModule(), LanguageModelsModule(), PersonasModule(), KnowledgeModule(), AgentsModule(), SqlModule(), WorkflowsModule(), OperationsModule(), AnalyticsModule(), AuditModule(),
     ]
 
     /// Every event type any module has ever stored, with its upcasters.

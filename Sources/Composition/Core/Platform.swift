@@ -18,6 +18,9 @@ public struct Platform: Sendable {
     public let logger: Logger
     /// The process's one push hub on the log (run as a service by processes serving the API).
     public let hub: EventHub
+    /// The Redis pub/sub doorbell between processes: a ring `log ...` wakes this process's readers
+    /// of the log (the hub, the projectors) at once instead of at their next poll.
+    public let doorbell: RedisDoorbell
 
     public init(
         database: ChronicleDatabase, redis: RedisClient, amqp: AMQPSettings, metrics: any MetricsFactory = NOOPMetricsHandler.instance,
@@ -29,6 +32,11 @@ public struct Platform: Sendable {
         self.metrics = metrics
         self.logger = logger
         hub = EventHub(store: database.eventStore, signal: database.signal, bufferSize: hubBuffer, metrics: metrics, logger: logger)
+        doorbell = RedisDoorbell(channel: "\(database.settings.database):doorbell", settings: redis.settings, publisher: redis, logger: logger)
+        let signal = database.signal
+        doorbell.onRing { payload in
+            if payload.hasPrefix(CommitRing.prefix) { signal.signal() }
+        }
     }
 
     /// Names this deployment's work queues and Redis keys: the Postgres database's name.

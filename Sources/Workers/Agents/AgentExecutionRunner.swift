@@ -34,12 +34,15 @@ public struct AgentExecutionRunner: Sendable {
     let configuration: Configuration
     /// Runs the `sandbox.python` tool, under these limits; nil where no sandbox is configured.
     let sandbox: (runner: any SandboxRunner, limits: SandboxLimits)?
+    /// Answers the `knowledge.search` tool; nil where the Knowledge module is not assembled.
+    let knowledge: KnowledgeSearchTool?
     let logger: Logger
 
     public init(
         store: any EventStore, model: any LanguageModel, prices: ModelPrices = .defaults, configuration: Configuration = .init(),
-        sandbox: (runner: any SandboxRunner, limits: SandboxLimits)? = nil, logger: Logger
+        sandbox: (runner: any SandboxRunner, limits: SandboxLimits)? = nil, knowledge: KnowledgeSearchTool? = nil, logger: Logger
     ) {
+        self.knowledge = knowledge
         handler = CommandHandler(store: store)
         self.model = model
         self.prices = prices
@@ -183,9 +186,14 @@ struct Conversation: Sendable {
             for (index, call) in calls.enumerated() {
                 let (result, isError): (String, Bool)
                 if let plugin = AgentPlugins.plugin(forFunction: call.name, among: request.plugins) {
-                    (result, isError) =
-                        plugin == "sandbox.python"
-                        ? await runSandbox(arguments: call.arguments) : AgentPlugins.invoke(plugin, arguments: call.arguments, now: Date())
+                    switch plugin {
+                    case "sandbox.python": (result, isError) = await runSandbox(arguments: call.arguments)
+                    case "knowledge.search":
+                        (result, isError) =
+                            await runner.knowledge?.search(owner: request.ownerID, arguments: call.arguments)
+                            ?? ("knowledge search is not available to this worker", true)
+                    default: (result, isError) = AgentPlugins.invoke(plugin, arguments: call.arguments, now: Date())
+                    }
                 } else {
                     (result, isError) = ("the agent has no tool '\(call.name)'", true)
                 }

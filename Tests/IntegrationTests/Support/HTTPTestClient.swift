@@ -55,13 +55,22 @@ struct HTTPTestClient {
     }
 
     func send(_ method: String, _ path: String, json: [String: Any]? = nil, headers: [String: String] = [:], timeout: TimeInterval = 30) async throws -> Reply {
+        try await send(
+            method, path, body: try json.map { try JSONSerialization.data(withJSONObject: $0) }, contentType: json == nil ? nil : "application/json",
+            headers: headers, timeout: timeout)
+    }
+
+    /// Any body, with its Content-Type (a multipart upload).
+    func send(
+        _ method: String, _ path: String, body: Data?, contentType: String?, headers: [String: String] = [:], timeout: TimeInterval = 30
+    ) async throws -> Reply {
         var request = URLRequest(url: URL(string: base + path)!)
         request.httpMethod = method
         request.timeoutInterval = timeout
         request.cachePolicy = .reloadIgnoringLocalCacheData
-        if let json {
-            request.httpBody = try JSONSerialization.data(withJSONObject: json)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        if let body {
+            request.httpBody = body
+            if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
         }
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }

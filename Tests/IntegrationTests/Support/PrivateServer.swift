@@ -15,6 +15,10 @@ struct PrivateServer {
         var env = ProcessInfo.processInfo.environment
         // The shared virtualenv: a private server needs no Python tools of its own.
         env["CHRONICLE_VENV"] = SchemathesisTests.binary.deletingLastPathComponent().deletingLastPathComponent().path
+        // And the shared model files (install.sh would fetch them again into a new data folder).
+        if let embedder = env["CHRONICLE_KNOWLEDGE_EMBEDDER_DIR"], !embedder.isEmpty {
+            env["CHRONICLE_MODELS"] = URL(fileURLWithPath: embedder).deletingLastPathComponent().path
+        }
         env["CHRONICLE_DATA"] = data.path
         env["CHRONICLE_PG_PORT"] = String(try CLIProcess.freePort())
         env["CHRONICLE_REDIS_PORT"] = String(try CLIProcess.freePort())

@@ -43,10 +43,29 @@ final class StubModelServer: Sendable {
         let router = Router()
         router.post("v1/chat/completions") { request, context in try await self.answer(request, context: context) }
         router.post("openai/deployments/:deployment/chat/completions") { request, context in try await self.answer(request, context: context) }
+        router.post("v1/embeddings") { request, context in try await self.embed(request, context: context) }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: Logger(label: "stub"))
         try await app.test(.live) { client in
             try await body("http://127.0.0.1:\(client.port!)/v1")
         }
+    }
+
+    /// `/embeddings`: a vector of 16 letter counts per text (texts sharing words lie close), after
+    /// `slowSeconds / 10` per call for `stub-embed-slow`; `stub-embed-500` always fails.
+    func embed(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let data = Data(buffer: try await request.body.collect(upTo: 16 << 20))
+        let json = (try JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+        let model = json["model"] as? String ?? ""
+        seen.withLock { $0.append(Seen(path: request.uri.path, query: nil, authorization: request.headers[.authorization], apiKey: nil, model: model, raw: data)) }
+        if model == "stub-embed-500" { return Self.json(["error": ["message": "stub failure"]], status: .internalServerError) }
+        if model == "stub-embed-slow" { try await Task.sleep(for: .milliseconds(Int(slowSeconds * 100))) }
+        let texts = json["input"] as? [String] ?? []
+        let items: [[String: Any]] = texts.enumerated().map { index, text in
+            var vector = [Double](repeating: 0, count: 16)
+            for scalar in text.lowercased().unicodeScalars where scalar.properties.isAlphabetic { vector[Int(scalar.value) % 16] += 1 }
+            return ["object": "embedding", "index": index, "embedding": vector]
+        }
+        return Self.json(["object": "list", "model": model, "data": items, "usage": ["prompt_tokens": texts.count, "total_tokens": texts.count]], status: .ok)
     }
 
     func answer(_ request: Request, context: BasicRequestContext) async throws -> Response {
