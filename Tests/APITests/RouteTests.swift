@@ -86,6 +86,29 @@ import Testing
         }
     }
 
+    /// A check that ignores cancellation (a pool waiting for a connection to a stopped server)
+    /// must not hold /health past its timeout: a fault suite once saw no answer inside a 6 s
+    /// Postgres outage.
+    @Test func aCheckThatIgnoresCancellationDoesNotDelayTheAnswer() async throws {
+        let app = Self.app(checks: [
+            HealthCheck(name: "postgres", critical: true) {},
+            HealthCheck(name: "redis", critical: false) {
+                // 8 s whatever happens: a sleep that cancellation does not end.
+                let until = ContinuousClock.now.advanced(by: .seconds(8))
+                while ContinuousClock.now < until { try? await Task.sleep(for: .milliseconds(50)) }
+            },
+        ])
+        try await app.test(.router) { client in
+            let asked = ContinuousClock.now
+            try await client.execute(uri: "/health", method: .get) { response in
+                let checks = try #require(try Self.json(response.body)["checks"] as? [String: [String: Any]])
+                #expect(checks["redis"]?["status"] as? String == "down")
+            }
+            let waited = ContinuousClock.now - asked
+            #expect(waited < .seconds(6), "/health answered after \(waited) with a 2 s timeout")
+        }
+    }
+
     @Test func readyFollowsReadiness() async throws {
         try await Self.app(ready: true).test(.router) { client in
             try await client.execute(uri: "/ready", method: .get) { #expect($0.status == .ok) }

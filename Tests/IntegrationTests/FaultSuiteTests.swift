@@ -32,6 +32,10 @@ import Testing
     }
 
     /// One `/health` answer, or none (the process was down), and when it was asked and answered.
+    final class SampleLog: Sendable {
+        let all = Mutex<[HealthSample]>([])
+    }
+
     struct HealthSample: Sendable {
         var asked: ContinuousClock.Instant
         var answered: ContinuousClock.Instant
@@ -133,13 +137,19 @@ import Testing
         try await HTTPTestClient(base: base).waitUntilReady()
         let client = try await HTTPTestClient(base: base).signIn(database, roles: [.admin], tier: .enterprise)
 
-        // /health every half second, throughout.
-        let samples = Mutex<[HealthSample]>([])
+        // /health asked every half second, throughout, each ask on its own: a slow answer
+        // (a loaded machine, a dependency that is down) does not delay the next ask, so a
+        // short outage always has asks that begin and end inside it.
+        let samples = SampleLog()
         let watching = Task {
-            while !Task.isCancelled {
-                let sample = await Self.health(base)
-                samples.withLock { $0.append(sample) }
-                try? await Task.sleep(for: .milliseconds(500))
+            await withTaskGroup(of: Void.self) { asks in
+                while !Task.isCancelled {
+                    asks.addTask {
+                        let sample = await Self.health(base)
+                        samples.all.withLock { $0.append(sample) }
+                    }
+                    try? await Task.sleep(for: .milliseconds(500))
+                }
             }
         }
         let ledger = Ledger()
@@ -226,7 +236,7 @@ import Testing
                 GROUP BY stream_id
                 """, logger: TestServers.logger).decode((String, String).self).all()
             for (stream, history) in events { print("fault suite: lost \(stream): \(history)") }
-            for sample in samples.withLock({ $0 }) where sample.checks.contains(where: { $0.key.hasPrefix("worker.") && $0.value != "ok" }) {
+            for sample in samples.all.withLock({ $0 }) where sample.checks.contains(where: { $0.key.hasPrefix("worker.") && $0.value != "ok" }) {
                 print("fault suite: /health at \(sample.at): \(sample.checks)")
             }
         }
@@ -250,7 +260,7 @@ import Testing
 
         // /health was truthful: never ok for a dependency while it was stopped, and ok again
         // within 30 s of each recovery; all ok while idle.
-        let seen = samples.withLock { $0 }
+        let seen = samples.all.withLock { $0 }.sorted { $0.asked < $1.asked }
         for outage in outages {
             let inside = seen.filter { $0.asked >= outage.from && $0.answered <= outage.until }
             #expect(!inside.isEmpty, "no /health sample during the \(outage.dependency) outage")

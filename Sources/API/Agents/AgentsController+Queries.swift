@@ -46,7 +46,13 @@ extension AgentsController {
         if let status, !Self.statuses.contains(status) {
             throw Problem(.badRequest, code: "request.invalid_query", detail: "status must be one of \(Self.statuses.sorted().joined(separator: ", "))")
         }
-        try await waitIfAsked(request, queries.waitForExecutions)
+        // It reads two read models (the agent, for its owner, and its runs): with
+        // X-Chronicle-After it waits for both, or the agent could still be a 404.
+        try await waitIfAsked(request) { checkpoint, timeout in
+            async let agents = queries.waitForAgents(checkpoint, timeout: timeout)
+            let executions = try await queries.waitForExecutions(checkpoint, timeout: timeout)
+            return try await agents && executions
+        }
         guard let agent = try await queries.agent(agentID), principal.mayAccess(owner: agent.ownerID) else { throw Self.agentNotFound }
         let result = try await queries.executions(agent: agentID, status: status, page: page, pageSize: pageSize)
         return try Reply.json(Paged(result, AgentDTO.Execution.init), status: .ok, context: context)

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Prometheus
+import Synchronization
 
 /// `/health` (each dependency with its status and latency), `/live` (the process answers),
 /// `/ready` (may this instance take traffic) and `/metrics` (Prometheus text). None needs a token.
@@ -85,22 +86,26 @@ public struct HealthController<Context: RequestContext>: Sendable {
     private func run(_ check: HealthCheck) async -> DependencyStatus {
         let clock = ContinuousClock()
         let start = clock.now
-        let outcome: String? = await withTaskGroup(of: String?.self) { group in
-            group.addTask {
+        // A race the check cannot hold up: a task group would wait for a check that ignores
+        // cancellation (a pool waiting for a connection to a stopped server), so /health would
+        // answer late exactly when it matters. The check runs on its own and is cancelled.
+        let first = Mutex<CheckedContinuation<String?, Never>?>(nil)
+        let outcome: String? = await withCheckedContinuation { continuation in
+            first.withLock { $0 = continuation }
+            let finish: @Sendable (String?) -> Void = { result in first.withLock { $0.take() }?.resume(returning: result) }
+            let work = Task {
                 do {
                     try await check.check()
-                    return nil
+                    finish(nil)
                 } catch {
-                    return String(describing: error)
+                    finish(String(describing: error))
                 }
             }
-            group.addTask {
+            Task {
                 try? await Task.sleep(for: timeout)
-                return "no answer within \(timeout)"
+                finish("no answer within \(timeout)")
+                work.cancel()
             }
-            let first = await group.next()!
-            group.cancelAll()
-            return first
         }
         let elapsed = start.duration(to: clock.now)
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
