@@ -29,17 +29,17 @@ struct Bench: AsyncParsableCommand {
 
     @Option(help: "Concurrent connections of the HTTP load generator") var connections: Int = 32
 
-    @Option(help: "Only these groups, comma-separated: eventstore, readside, api, live, body, sandbox, personas, sql, knowledge (default: all)") var only: String?
+    @Option(help: "Only these groups, comma-separated: eventstore, readside, api, live, body, sandbox, personas, sql, knowledge, quality (default: all)") var only: String?
 
     func validate() throws {
         guard seconds > 0, seconds <= 300 else { throw ValidationError("--seconds must be in (0, 300]") }
         guard (1_000...10_000_000).contains(rebuildEvents) else { throw ValidationError("--rebuild-events must be 1000 to 10000000") }
         guard (100...1_000_000).contains(relayEvents) else { throw ValidationError("--relay-events must be 100 to 1000000") }
         guard (1...1000).contains(connections) else { throw ValidationError("--connections must be 1 to 1000") }
-        if let unknown = groups.subtracting(Self.allGroups).first { throw ValidationError("unknown group '\(unknown)'; groups are eventstore, readside, api, live, body, sandbox, personas, sql") }
+        if let unknown = groups.subtracting(Self.allGroups).first { throw ValidationError("unknown group '\(unknown)'; groups are \(Self.allGroups.sorted().joined(separator: ", "))") }
     }
 
-    static let allGroups: Set<String> = ["eventstore", "readside", "api", "live", "body", "sandbox", "personas", "sql", "knowledge"]
+    static let allGroups: Set<String> = ["eventstore", "readside", "api", "live", "body", "sandbox", "personas", "sql", "knowledge", "quality"]
 
     var groups: Set<String> {
         guard let only else { return Self.allGroups }
@@ -61,7 +61,7 @@ struct Bench: AsyncParsableCommand {
         if groups.contains("personas") { try PersonaBenchmark(report: BenchReport(durability: [:]), seconds: max(2, Int(seconds))).run() }
         // In-process, no database: embedding, chunking, and exact vector search beside NumPy.
         if groups.contains("knowledge") { try await KnowledgeBenchmark(report: BenchReport(durability: [:]), seconds: max(2, Int(seconds))).run() }
-        guard !groups.isDisjoint(with: ["eventstore", "readside", "api", "live", "sql", "knowledge"]) else { return }
+        guard !groups.isDisjoint(with: ["eventstore", "readside", "api", "live", "sql", "knowledge", "quality"]) else { return }
         if groups.contains("eventstore") {
             // Appends are paid for per commit: measured where commits are durable.
             let durable = try durablePostgresURL.map { try PostgresSettings(url: $0) } ?? base
@@ -106,6 +106,12 @@ struct Bench: AsyncParsableCommand {
             try await withBenchDatabase(base, name: "\(name)_knowledge", migrator: migrator, logger: logger) { database, _ in
                 let report = BenchReport(durability: try await database.durabilitySettings())
                 try await KnowledgeKeywordBenchmark(database: database, report: report, logger: logger).run()
+            }
+        }
+        // Knowledge's retrieval quality on the Python library reference, beside bm25s.
+        if groups.contains("quality") {
+            try await withBenchDatabase(base, name: "\(name)_quality", migrator: migrator, logger: logger) { database, _ in
+                try await KnowledgeQualityBenchmark(database: database, report: BenchReport(durability: [:]), logger: logger).run()
             }
         }
         // The live workflow socket on two processes, on a database of its own.

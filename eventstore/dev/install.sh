@@ -3,7 +3,7 @@
 # Idempotent: it asks dpkg first and runs apt-get only for what is missing.
 set -euo pipefail
 
-packages=(redis-server rabbitmq-server libhiredis-dev librabbitmq-dev libseccomp-dev libcurl4-openssl-dev libpg-query-dev wrk poppler-utils)
+packages=(redis-server rabbitmq-server libhiredis-dev librabbitmq-dev libseccomp-dev libcurl4-openssl-dev libpg-query-dev wrk poppler-utils python3-doc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
