@@ -120,20 +120,27 @@ struct KnowledgeBenchmark {
     /// Runs a peer's script (NumPy, bm25s) in the project's virtualenv, one thread, and reads
     /// its p50 and p95.
     static func python(_ script: String, folder: URL, dimensions: Int) throws -> [String: Double] {
+        let output = try runPython(script, arguments: [folder.path, String(dimensions)])
+        guard let peer = try? JSONSerialization.jsonObject(with: output) as? [String: Double] else {
+            throw CLIError("the Python peer printed no figures: \(String(decoding: output, as: UTF8.self))")
+        }
+        return peer
+    }
+
+    /// Runs `script` in the project's virtualenv, one BLAS thread, and returns what it printed.
+    static func runPython(_ script: String, arguments: [String]) throws -> Data {
         guard let python = PersonaBenchmark.python() else { throw CLIError("no Python virtualenv with the peers: run eventstore/dev/install.sh (make bootstrap does)") }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", script, folder.path, String(dimensions)]
+        process.arguments = ["-c", script] + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(["OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"]) { $1 }
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0, let peer = try? JSONSerialization.jsonObject(with: output) as? [String: Double] else {
-            throw CLIError("the Python peer failed: \(String(decoding: output, as: UTF8.self))")
-        }
-        return peer
+        guard process.terminationStatus == 0 else { throw CLIError("the Python peer failed: \(String(decoding: output.prefix(500), as: UTF8.self))") }
+        return output
     }
 
     /// Resident set size, from /proc/self/statm.

@@ -144,17 +144,9 @@ struct KnowledgeQualityBenchmark {
 
     /// bm25s's ranking of the chunks for each question, as chunk numbers.
     static func bm25Rankings(folder: URL, depth: Int) throws -> [[Int]] {
-        guard let python = PersonaBenchmark.python() else { throw CLIError("no Python virtualenv with the peers: run eventstore/dev/install.sh (make bootstrap does)") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", bm25Script, folder.path, String(depth)]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let ranked = try? JSONDecoder().decode([[Int]].self, from: output) else {
-            throw CLIError("bm25s failed: \(String(decoding: output.prefix(500), as: UTF8.self))")
+        let output = try KnowledgeBenchmark.runPython(bm25Script, arguments: [folder.path, String(depth)])
+        guard let ranked = try? JSONDecoder().decode([[Int]].self, from: output) else {
+            throw CLIError("bm25s printed no rankings: \(String(decoding: output.prefix(500), as: UTF8.self))")
         }
         return ranked
     }
