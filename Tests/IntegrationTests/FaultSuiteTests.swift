@@ -132,7 +132,12 @@ import Testing
             "CHRONICLE_LLM_BASE_URL": nil,
         ])
         let arguments = ["serve", "--port", "\(port)", "--database-url", servers.postgresURL]
-        var server = try CLIProcess.start(arguments, environment: environment)
+        // Both servers (before and after the kill) write one log, read back if a run is lost.
+        let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("chronicle-fault-suite-\(UUID().uuidString.prefix(8)).log")
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let log = try FileHandle(forWritingTo: logURL)
+        defer { try? log.close() }
+        var server = try CLIProcess.start(arguments, environment: environment, stdout: log, stderr: log)
         let base = "http://127.0.0.1:\(port)"
         try await HTTPTestClient(base: base).waitUntilReady()
         let client = try await HTTPTestClient(base: base).signIn(database, roles: [.admin], tier: .enterprise)
@@ -188,7 +193,7 @@ import Testing
         try await phase("server killed") {
             kill(server.processIdentifier, SIGKILL)
             await CLIProcess.stop(server, grace: .seconds(5))
-            server = try CLIProcess.start(arguments, environment: environment)
+            server = try CLIProcess.start(arguments, environment: environment, stdout: log, stderr: log)
             try await HTTPTestClient(base: base).waitUntilReady()
         }
         // Two minutes with nothing to do (idle AMQP connections), then load again.
@@ -235,7 +240,17 @@ import Testing
                 WHERE stream_id IN (SELECT stream_id FROM events WHERE event_type LIKE '%ExecutionFailed' AND data->>'error' LIKE '%made no progress%')
                 GROUP BY stream_id
                 """, logger: TestServers.logger).decode((String, String).self).all()
-            for (stream, history) in events { print("fault suite: lost \(stream): \(history)") }
+            let logged = (try? String(contentsOf: logURL, encoding: .utf8))?.split(separator: "\n") ?? []
+            for (stream, history) in events {
+                print("fault suite: lost \(stream): \(history)")
+                // What the servers logged of it (its id is in every line its worker logs).
+                let id = String(stream.drop { $0 != "-" }.dropFirst()).lowercased()
+                for line in logged where line.lowercased().contains(id) { print("fault suite: log: \(line.prefix(600))") }
+            }
+            for line in logged where line.contains("work item still running") || line.contains("work failed") {
+                print("fault suite: log: \(line.prefix(600))")
+            }
+            print("fault suite: the servers' whole log is \(logURL.path)")
             for sample in samples.all.withLock({ $0 }) where sample.checks.contains(where: { $0.key.hasPrefix("worker.") && $0.value != "ok" }) {
                 print("fault suite: /health at \(sample.at): \(sample.checks)")
             }

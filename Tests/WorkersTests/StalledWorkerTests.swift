@@ -73,6 +73,42 @@ import Testing
         #expect(queue.settled.withLock { $0 } == ["release"])
     }
 
+    /// Captures what is logged, for the tests that read the log.
+    final class LogLines: Sendable {
+        let all = Mutex<[String]>([])
+    }
+
+    struct CapturingLogHandler: LogHandler {
+        let lines: LogLines
+        var logLevel: Logger.Level = .trace
+        var metadata: Logger.Metadata = [:]
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            let all = metadata.merging(event.metadata ?? [:]) { $1 }
+            lines.all.withLock { $0.append("\(event.level) \(event.message) \(all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })") }
+        }
+    }
+
+    @Test func aHandlerThatRunsLongIsNamedInTheLogWhileItRuns() async throws {
+        let lines = LogLines()
+        let handler = CapturingLogHandler(lines: lines)
+        let queue = ScriptedQueue([Self.item(attempt: 1)])
+        let worker = Worker(
+            name: "w", queue: queue, inbox: NoInbox(), slowAfter: .milliseconds(100), logger: Logger(label: "t") { _ in handler }
+        ) { _ in try await Task.sleep(for: .milliseconds(450)) }
+        try await worker.consume()
+        let slow = lines.all.withLock { $0 }.filter { $0.contains("work item still running") }
+        #expect(slow.count >= 2 && slow.count <= 4, "\(slow)")
+        #expect(slow.allSatisfy { $0.hasPrefix("warning") && $0.contains("message.id=m") && $0.contains("attempt=1") })
+        #expect(queue.settled.withLock { $0 } == ["complete"])
+        // Nothing more once the item is settled.
+        try await Task.sleep(for: .milliseconds(250))
+        #expect(lines.all.withLock { $0 }.filter { $0.contains("work item still running") }.count == slow.count)
+    }
+
     @Test func aPoolWhoseSlotsAreAllHeldWithNothingSettledReportsThatItCannotTakeWork() {
         let status = WorkerStatus(concurrency: 2, stallAfter: .seconds(60))
         status.connected()

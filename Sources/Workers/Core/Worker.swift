@@ -63,13 +63,15 @@ public struct Worker: Service {
     let failures: Counter
     /// Whether the pool can take work, for `/health`.
     public let status: WorkerStatus
+    /// How long an item may run before the pool says so in its log (and again each time as long).
+    let slowAfter: Duration
 
     /// `giveUp` records the end of the work an item carried (a terminal event saying why) before
     /// the item is dead-lettered, so nothing waits on it for good. `stallAfter`: how long every
     /// slot may be busy with nothing settled before the pool reports that it cannot take work.
     public init(
         name: String, queue: any WorkQueue, inbox: any Inbox, concurrency: Int = 10, maxAttempts: Int = 4,
-        backoff: [Duration] = [.seconds(1), .seconds(2), .seconds(4)], stallAfter: Duration = .seconds(300),
+        backoff: [Duration] = [.seconds(1), .seconds(2), .seconds(4)], stallAfter: Duration = .seconds(300), slowAfter: Duration = .seconds(60),
         metrics: any MetricsFactory = NOOPMetricsHandler.instance, logger: Logger,
         giveUp: (@Sendable (WorkItem, any Error) async throws -> Void)? = nil, handler: @escaping @Sendable (WorkItem) async throws -> Void
     ) {
@@ -82,6 +84,7 @@ public struct Worker: Service {
         self.handler = handler
         self.giveUp = giveUp
         status = WorkerStatus(concurrency: max(1, concurrency), stallAfter: stallAfter)
+        self.slowAfter = slowAfter
         var logger = logger
         logger[metadataKey: "worker"] = "\(name)"
         self.logger = logger
@@ -138,7 +141,7 @@ public struct Worker: Service {
                 return
             }
             do {
-                try await handler(item)
+                try await watchingForSlowness(item) { try await handler(item) }
             } catch {
                 failures.increment()
                 if item.attempt < maxAttempts {
@@ -164,6 +167,26 @@ public struct Worker: Service {
                 logger.warning("could not release work item; the broker redelivers it", metadata: ["message.id": "\(item.messageID)", "error": "\(error)"])
             }
         }
+    }
+}
+
+extension Worker {
+    /// Runs `body`, logging a warning each `slowAfter` it is still running: a handler that hangs
+    /// (a call that never answers) is then named in the log with its message, instead of showing
+    /// only as a run the watchdog fails much later.
+    func watchingForSlowness(_ item: WorkItem, _ body: () async throws -> Void) async throws {
+        let started = ContinuousClock.now
+        let warning = Task { [logger, slowAfter] in
+            while true {
+                try await Task.sleep(for: slowAfter)
+                let seconds = (ContinuousClock.now - started).components.seconds
+                logger.warning("work item still running", metadata: [
+                    "message.id": "\(item.messageID)", "message.type": "\(item.type)", "attempt": "\(item.attempt)", "seconds": "\(seconds)",
+                ])
+            }
+        }
+        defer { warning.cancel() }
+        try await body()
     }
 }
 
