@@ -127,6 +127,59 @@ import Testing
         #expect(matrix.nearest(to: query, k: 0).isEmpty && matrix.nearest(to: [1], k: 3).isEmpty)
     }
 
+    /// Two chunks and a query; the whole-chunk ranking puts `diluted` first, its best passage
+    /// `answering`.
+    final class TwoChunks: KnowledgeStorage {
+        let diluted = UUID(), answering = UUID()
+        func storeBlob<T: Sendable>(
+            knowledgeBase: UUID, sha256: String, mediaType: String, bytes: Data, record: @escaping @Sendable () async throws -> T
+        ) async throws -> T { try await record() }
+        func blob(knowledgeBase: UUID, sha256: String) async throws -> Data? { nil }
+        func removeBlob(knowledgeBase: UUID, sha256: String, unused: @escaping @Sendable () async throws -> Bool) async throws {}
+        func cachedVectors(_ hashes: [String], model: String) async throws -> [String: [Float]] { [:] }
+        func cacheVectors(_ vectors: [String: [Float]], model: String) async throws {}
+        func replaceChunks(
+            knowledgeBase: UUID, document: UUID, version: Int, model: String, chunks: [IndexedChunk], current: @escaping @Sendable () async throws -> Bool
+        ) async throws -> Bool { false }
+        func removeChunks(knowledgeBase: UUID, document: UUID) async throws {}
+        func keywordSearch(knowledgeBase: UUID, query: String, k: Int) async throws -> [ScoredChunk] { [] }
+        func chunks(_ ids: [UUID]) async throws -> [UUID: FoundChunk] {
+            Dictionary(uniqueKeysWithValues: ids.map { id in
+                (id, FoundChunk(
+                    chunkID: id, documentID: id, documentVersion: 1, ordinal: 0, headingPath: ["Guide"], start: 0, end: 1,
+                    text: id == answering ? "answering" : "diluted", contentHash: "h"))
+            })
+        }
+        func nearest(knowledgeBase: UUID, to query: [Float], k: Int) async throws -> [ScoredChunk] {
+            Array([ScoredChunk(chunkID: diluted, score: 0.6), ScoredChunk(chunkID: answering, score: 0.5)].prefix(k))
+        }
+    }
+
+    /// Passages: the answering chunk's second passage is the query itself.
+    struct Passages: PassageEmbedder {
+        var model: String { "passages (test)" }
+        var dimensions: Int { 2 }
+        func embed(_ texts: [String]) async throws -> [[Float]] { texts.map { _ in [1, 0] } }
+        func passageVectors(_ text: String, context: String, window: Int, stride: Int) -> [[Float]] {
+            #expect(context == "Guide" && window == 96 && stride == 48)
+            return text == "answering" ? [[0, 1], [1, 0]] : [[0.5, 0.866]]
+        }
+    }
+
+    @Test func aChunkIsRankedByItsBestPassageWhenTheEmbedderHasPassages() async throws {
+        let storage = TwoChunks()
+        let rescored = try await KnowledgeRetriever(storage: storage, embedder: Passages()).search(UUID(), query: "q", k: 2, mode: .vector)
+        #expect(rescored.map(\.chunk.chunkID) == [storage.answering, storage.diluted])
+        // The diluted chunk's passage (0.5) is worse than its whole vector (0.6), which stands.
+        #expect(rescored.map(\.score) == [1, 0.6])
+        // Without passage scoring, the whole-chunk order stands.
+        let whole = try await KnowledgeRetriever(storage: storage, embedder: Passages(), passages: nil).search(UUID(), query: "q", k: 2, mode: .vector)
+        #expect(whole.map(\.chunk.chunkID) == [storage.diluted, storage.answering])
+        // Hybrid fuses the passage-scored ranking (the keyword ranking here is empty).
+        let hybrid = try await KnowledgeRetriever(storage: storage, embedder: Passages()).search(UUID(), query: "q", k: 1, mode: .hybrid)
+        #expect(hybrid.map(\.chunk.chunkID) == [storage.answering])
+    }
+
     @Test func vectorsRoundTripThroughTheirBytes() {
         let vector: [Float] = [1, -0.5, 3.25e-8, .greatestFiniteMagnitude]
         #expect(ExactVectorMatrix.unpack(ExactVectorMatrix.pack(vector)) == vector)

@@ -1,4 +1,4 @@
-import Adapters
+@testable import Adapters
 import Commands
 import Foundation
 import Testing
@@ -62,6 +62,45 @@ import Testing
         #expect(abs(dot(vectors[0], vectors[1]) - 0.4268) < 1e-3)
         #expect(abs(dot(vectors[0], vectors[2]) - 0.0035) < 1e-3)
         #expect(embedder.model == "wordllama-l2-supercat-256 (offline)")
+    }
+
+    /// A chunk's best passage: a sentence that answers a question is diluted in the mean of a long
+    /// chunk, and found again in the passage that holds it.
+    @Test func aPassageHoldingTheAnswerIsNearerThanTheWholeChunk() async throws {
+        let embedder = try Self.embedder.get()
+        func dot(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
+        let filler = "Quarterly revenue grew by ten percent while operating costs stayed flat across every region."
+        let text = (Array(repeating: filler, count: 6) + ["The cat sat on the mat."] + Array(repeating: filler, count: 6)).joined(separator: " ")
+        let query = try await embedder.embed(["A kitten was sitting on the rug"])[0]
+        let whole = embedder.vector(for: text)
+        let passages = embedder.passageVectors(text, context: "", window: 24, stride: 12)
+        let tokens = embedder.tokenizer.encode(text).count
+        // One passage every 12 tokens, and one more that ends with the text.
+        #expect(passages.count == (tokens - 24 + 11) / 12 + 1)
+        #expect(passages.allSatisfy { abs($0.reduce(0) { $0 + $1 * $1 } - 1) < 1e-4 })
+        let best = passages.map { dot($0, query) }.max() ?? 0
+        #expect(best > dot(whole, query) + 0.1, "best passage \(best), whole chunk \(dot(whole, query))")
+        // A text no longer than the window is one passage: the text's own vector.
+        let short = embedder.passageVectors("The cat sat on the mat", context: "", window: 64, stride: 32)
+        #expect(short.count == 1 && zip(short[0], embedder.vector(for: "The cat sat on the mat")).allSatisfy { abs($0 - $1) < 1e-6 })
+        // The heading path counts in every passage.
+        let headed = embedder.passageVectors("The cat sat on the mat", context: "Quarterly revenue", window: 64, stride: 32)
+        #expect(dot(headed[0], short[0]) < 0.99)
+        #expect(embedder.passageVectors("", context: "heading", window: 64, stride: 32).isEmpty)
+    }
+
+    /// Words are encoded alone and kept: the ids are those of the whole text merged at once, for
+    /// every golden text and for a long real one (this repository's README and its architecture
+    /// notes, prose, code, tables and all), asked twice so the second pass is served from the kept words.
+    @Test func encodingWordByWordGivesTheIdsOfTheWholeText() throws {
+        let embedder = try Self.embedder.get()
+        #expect(embedder.tokenizer.wordsAreIndependent)
+        let root = TestServers.root
+        let long = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+            + String(contentsOf: root.appendingPathComponent("docs/ARCHITECTURE.md"), encoding: .utf8)
+        for text in Self.golden.map(\.text) + [long, "  two  spaces ▁literal▁ marks\u{2581}\u{2581}and tabs\t here", " ", "a "] {
+            for _ in 0..<2 { #expect(embedder.tokenizer.encode(text) == embedder.tokenizer.encodeWhole(text), "\(text.prefix(60))") }
+        }
     }
 
     @Test func aMissingModelFolderSaysHowToInstallIt() {

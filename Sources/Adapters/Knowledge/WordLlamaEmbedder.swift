@@ -1,5 +1,6 @@
 import Commands
 import Foundation
+import Synchronization
 
 /// The offline embedder: WordLlama's static token embeddings (`l2_supercat_256`, 32,000 tokens ×
 /// 256 dimensions, fp16; MIT licence, Lee Miller 2024), read from the files of the `wordllama`
@@ -55,6 +56,55 @@ public final class WordLlamaEmbedder: Embedder {
     }
 }
 
+extension WordLlamaEmbedder: PassageEmbedder {
+    public func passageVectors(_ text: String, context: String, window: Int, stride: Int) -> [[Float]] {
+        let ids = tokenizer.encode(text)
+        guard !ids.isEmpty else { return [] }
+        let window = max(1, window), stride = max(1, stride)
+        var starts = Array(Swift.stride(from: 0, to: max(ids.count - window, 0), by: stride))
+        starts.append(max(ids.count - window, 0))
+        let contextIDs = context.isEmpty ? [] : tokenizer.encode(context)
+        return table.withUnsafeBufferPointer { table in
+            func row(_ id: Int32) -> Int { min(max(Int(id), 0), rows - 1) * dimensions }
+            // One running sum slides over the text: each token is added once and taken out once.
+            var sum = [Float](repeating: 0, count: dimensions)
+            var passages: [[Float]] = []
+            passages.reserveCapacity(starts.count)
+            guard let rows = table.baseAddress else { return [] }
+            let lanes = dimensions / 16 * 16
+            /// `sum` += the row of `entering` − the row of `leaving`, 16 lanes at a time.
+            func slide(_ sum: UnsafeMutablePointer<Float>, entering: Int32, leaving: Int32?) {
+                let add = UnsafeRawPointer(rows + row(entering))
+                let remove = leaving.map { UnsafeRawPointer(rows + row($0)) }
+                let total = UnsafeMutableRawPointer(sum)
+                var offset = 0
+                while offset < lanes * 4 {
+                    var lane = total.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self) + add.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
+                    if let remove { lane -= remove.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self) }
+                    total.storeBytes(of: lane, toByteOffset: offset, as: SIMD16<Float>.self)
+                    offset += 64
+                }
+                for column in lanes..<dimensions {
+                    sum[column] += add.load(fromByteOffset: column * 4, as: Float.self) - (remove?.load(fromByteOffset: column * 4, as: Float.self) ?? 0)
+                }
+            }
+            sum.withUnsafeMutableBufferPointer { buffer in
+                guard let sum = buffer.baseAddress else { return }
+                for id in contextIDs + ids.prefix(window) { slide(sum, entering: id, leaving: nil) }
+                var current = 0
+                for start in starts {
+                    while current < start {
+                        slide(sum, entering: ids[current + window], leaving: ids[current])
+                        current += 1
+                    }
+                    passages.append(VectorMath.normalized(Array(buffer)))
+                }
+            }
+            return passages
+        }
+    }
+}
+
 /// A byte-fallback BPE tokenizer read from a Hugging Face `tokenizer.json` of the Llama kind
 /// (SentencePiece normalisation: `▁` prepended and for every space; no pre-tokenizer; ranked
 /// merges; characters outside the vocabulary as `<0xXX>` byte tokens). Merges are applied lowest
@@ -66,6 +116,19 @@ public struct BPETokenizer: Sendable {
     let merges: [UInt64: (rank: Int32, id: Int32)]
     let byteTokens: [Int32]
     let unknown: Int32
+    /// True when no token holds `▁` after another character: then no merge crosses the start of
+    /// a word, each word (a run of `▁` and what follows it) is encoded alone, and its ids can be
+    /// kept and reused. Llama's vocabulary is so.
+    let wordsAreIndependent: Bool
+    private let words = WordCache()
+
+    /// Words' ids, shared by every encode: text follows Zipf's law, so most words are seen
+    /// before. Bounded: past `capacity` words, new ones are encoded without being kept.
+    final class WordCache: Sendable {
+        static let capacity = 200_000
+        static let longestWord = 64
+        let ids = Mutex<[String: [Int32]]>([:])
+    }
 
     public var vocabularySize: Int { vocabulary.count }
 
@@ -108,23 +171,66 @@ public struct BPETokenizer: Sendable {
             if merges[key] == nil { merges[key] = (Int32(rank), merged) }
         }
         self.merges = merges
+        wordsAreIndependent = vocabulary.keys.allSatisfy { !$0.drop { $0 == "\u{2581}" }.contains("\u{2581}") }
     }
 
-    /// The token ids of `text`, without special tokens.
+    /// The token ids of `text`, without special tokens: word by word, each word's ids kept for
+    /// the next time, when the vocabulary allows it (`wordsAreIndependent`); the same ids as
+    /// `encodeWhole`.
     public func encode(_ text: String) -> [Int32] {
+        guard !text.isEmpty else { return [] }
+        guard wordsAreIndependent else { return encodeWhole(text) }
+        var ids: [Int32] = []
+        ids.reserveCapacity(text.utf8.count / 3)
+        var word = String.UnicodeScalarView()
+        var afterMarker = true
+        func flush() {
+            let key = String(word)
+            if let kept = words.ids.withLock({ $0[key] }) {
+                ids += kept
+                return
+            }
+            var symbols: [Int32] = []
+            symbols.reserveCapacity(word.count)
+            for scalar in word { symbol(scalar, into: &symbols) }
+            let merged = merge(symbols)
+            ids += merged
+            if word.count <= WordCache.longestWord {
+                words.ids.withLock { if $0.count < WordCache.capacity { $0[key] = merged } }
+            }
+        }
+        word.append("\u{2581}")
+        for scalar in text.unicodeScalars {
+            let normalised: Unicode.Scalar = scalar == " " ? "\u{2581}" : scalar
+            let marker = normalised == "\u{2581}"
+            // A `▁` after anything else starts a word.
+            if marker, !afterMarker {
+                flush()
+                word = String.UnicodeScalarView()
+            }
+            word.append(normalised)
+            afterMarker = marker
+        }
+        flush()
+        return ids
+    }
+
+    private func symbol(_ scalar: Unicode.Scalar, into symbols: inout [Int32]) {
+        if let id = vocabulary[String(Character(scalar))] {
+            symbols.append(id)
+        } else {
+            for byte in String(Character(scalar)).utf8 { symbols.append(byteTokens[Int(byte)]) }
+        }
+    }
+
+    /// The token ids of `text`, merged over the whole text at once (the reference algorithm).
+    func encodeWhole(_ text: String) -> [Int32] {
         guard !text.isEmpty else { return [] }
         // Normalise: "▁" before the text and in place of every space.
         var symbols: [Int32] = []
         symbols.reserveCapacity(text.unicodeScalars.count + 1)
-        func add(_ scalar: Unicode.Scalar) {
-            if let id = vocabulary[String(Character(scalar))] {
-                symbols.append(id)
-            } else {
-                for byte in String(Character(scalar)).utf8 { symbols.append(byteTokens[Int(byte)]) }
-            }
-        }
-        add("\u{2581}")
-        for scalar in text.unicodeScalars { add(scalar == " " ? "\u{2581}" : scalar) }
+        symbol("\u{2581}", into: &symbols)
+        for scalar in text.unicodeScalars { symbol(scalar == " " ? "\u{2581}" : scalar, into: &symbols) }
         return merge(symbols)
     }
 

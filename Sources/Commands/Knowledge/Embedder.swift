@@ -11,6 +11,17 @@ public protocol Embedder: Sendable {
     func embed(_ texts: [String]) async throws -> [[Float]]
 }
 
+/// An embedder whose vector of a text is the normalised mean of its tokens' vectors (a static
+/// embedding, as the offline default is). The vector of any passage of a text then costs a sum
+/// over its tokens, so a search can score a chunk by its best passage instead of by its mean over
+/// 500 tokens, where a sentence that answers the question is diluted by the rest.
+public protocol PassageEmbedder: Embedder {
+    /// Unit vectors of `text`'s passages of `window` tokens, one every `stride` tokens, the last
+    /// ending with the text (one vector of the whole text when it is no longer than `window`).
+    /// `context` (a heading path) is counted in every passage.
+    func passageVectors(_ text: String, context: String, window: Int, stride: Int) -> [[Float]]
+}
+
 public enum EmbedderError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The model's files are missing or malformed; the message says which and how to install them.
     case unavailable(String)

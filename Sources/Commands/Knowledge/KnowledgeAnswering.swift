@@ -7,30 +7,78 @@ public struct KnowledgeRetriever: Sendable {
         case hybrid, vector, keyword
     }
 
+    /// How the vector ranking is refined when the embedder is a `PassageEmbedder`: the nearest
+    /// `pool` chunks by their whole-chunk vectors are scored again by their best passage of
+    /// `window` tokens (one every `stride`), each passage with its chunk's heading path.
+    public struct PassageScoring: Sendable, Equatable {
+        public var window: Int
+        public var stride: Int
+        /// Chunks scored again: at least this many, and at least the ranking's own length.
+        public var pool: Int
+
+        public init(window: Int, stride: Int, pool: Int) {
+            self.window = max(1, window)
+            self.stride = max(1, stride)
+            self.pool = max(1, pool)
+        }
+
+        /// Chosen on half of the labelled questions (odd lines), among windows of 32 to 160
+        /// tokens, and measured on the other half (bench/knowledge-eval/README.md).
+        public static let `default` = PassageScoring(window: 96, stride: 48, pool: 100)
+    }
+
     public let storage: any KnowledgeStorage
     public let embedder: any Embedder
+    public let passages: PassageScoring?
 
-    public init(storage: any KnowledgeStorage, embedder: any Embedder) {
+    public init(storage: any KnowledgeStorage, embedder: any Embedder, passages: PassageScoring? = .default) {
         self.storage = storage
         self.embedder = embedder
+        self.passages = passages
     }
 
     /// The best `k` chunks, best first. Hybrid fuses the keyword and vector rankings, each cut at
     /// 4 × k, by Reciprocal Rank Fusion (k = 60), so neither score scale leaks into the other.
     public func search(_ knowledgeBase: UUID, query: String, k: Int, mode: Mode) async throws -> [(chunk: FoundChunk, score: Double)] {
+        var found: [UUID: FoundChunk] = [:]
         let scored: [ScoredChunk]
         switch mode {
         case .keyword:
             scored = try await storage.keywordSearch(knowledgeBase: knowledgeBase, query: query, k: k)
         case .vector:
-            scored = try await storage.nearest(knowledgeBase: knowledgeBase, to: try await vector(query), k: k)
+            scored = try await nearest(knowledgeBase, query: query, k: k, found: &found)
         case .hybrid:
             async let keyword = storage.keywordSearch(knowledgeBase: knowledgeBase, query: query, k: k * 4)
-            let vector = try await storage.nearest(knowledgeBase: knowledgeBase, to: try await vector(query), k: k * 4)
+            let vector = try await nearest(knowledgeBase, query: query, k: k * 4, found: &found)
             scored = ReciprocalRankFusion.fuse([try await keyword.map(\.chunkID), vector.map(\.chunkID)], limit: k)
         }
-        let found = try await storage.chunks(scored.map(\.chunkID))
+        let missing = scored.map(\.chunkID).filter { found[$0] == nil }
+        if !missing.isEmpty { found.merge(try await storage.chunks(missing)) { kept, _ in kept } }
         return scored.compactMap { hit in found[hit.chunkID].map { ($0, hit.score) } }
+    }
+
+    /// The vector ranking: the nearest chunks by cosine, then, with a passage embedder, the pool
+    /// scored again by each chunk's best passage (or its whole vector, if that is better). The
+    /// chunks fetched to do it are left in `found`.
+    func nearest(_ knowledgeBase: UUID, query: String, k: Int, found: inout [UUID: FoundChunk]) async throws -> [ScoredChunk] {
+        let asked = try await vector(query)
+        guard let passages, let embedder = embedder as? any PassageEmbedder else {
+            return try await storage.nearest(knowledgeBase: knowledgeBase, to: asked, k: k)
+        }
+        let pool = try await storage.nearest(knowledgeBase: knowledgeBase, to: asked, k: max(k, passages.pool))
+        found = try await storage.chunks(pool.map(\.chunkID))
+        let rescored = pool.map { hit -> ScoredChunk in
+            guard let chunk = found[hit.chunkID] else { return hit }
+            let context = chunk.headingPath.joined(separator: " > ")
+            var best = hit.score
+            for passage in embedder.passageVectors(chunk.text, context: context, window: passages.window, stride: passages.stride) {
+                best = max(best, Double(zip(passage, asked).reduce(Float(0)) { $0 + $1.0 * $1.1 }))
+            }
+            return ScoredChunk(chunkID: hit.chunkID, score: best)
+        }
+        // Stable: equal scores keep the cosine order.
+        return Array(rescored.enumerated().sorted { $0.element.score != $1.element.score ? $0.element.score > $1.element.score : $0.offset < $1.offset }
+            .map(\.element).prefix(k))
     }
 
     func vector(_ query: String) async throws -> [Float] {
