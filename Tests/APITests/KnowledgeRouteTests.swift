@@ -152,6 +152,54 @@ import Testing
         }
     }
 
+    @Test func cancellingADocumentsIndexingIsIdempotentAndARunThatEndedOtherwiseIsAConflict() async throws {
+        let identity = try await TestIdentity()
+        let alice = Self.json(try await identity.bearer("alice@example.com"))
+        let bob = Self.json(try await identity.bearer("bob@example.com"))
+        let vera = Self.json(try await identity.bearer("vera@example.com"))
+        try await Self.app(identity: identity).test(.router) { client in
+            let base = try await create(client, alice)
+            func upload(_ name: String) async throws -> String {
+                try await client.execute(
+                    uri: "/api/v1/knowledge/bases/\(base)/documents", method: .post, headers: alice,
+                    body: AgentRouteTests.body(["name": name, "media_type": "text/markdown", "content": "# \(name)\n\nText."])
+                ) { try #require(AgentRouteTests.json($0.body)["id"] as? String) }
+            }
+            let queued = try await upload("a.md")
+            let cancel = "/api/v1/knowledge/bases/\(base)/documents/\(queued)/cancel"
+            try await client.execute(uri: cancel, method: .post, headers: vera) { #expect($0.status == .forbidden) }
+            try await client.execute(uri: cancel, method: .post, headers: bob) { #expect($0.status == .notFound) }
+            let first = try await client.execute(uri: cancel, method: .post, headers: alice) { response in
+                #expect(response.status == .accepted, "\(String(buffer: response.body))")
+                let indexing = AgentRouteTests.json(response.body)["indexing"] as? [String: Any]
+                #expect(indexing?["status"] as? String == "cancelled" && indexing?["reason"] as? String == "cancelled on request", "\(indexing ?? [:])")
+                return response.headers[.eTag]
+            }
+            // Again: the same answer, and nothing appended.
+            try await client.execute(uri: cancel, method: .post, headers: alice) {
+                #expect($0.status == .accepted && $0.headers[.eTag] == first)
+                #expect((AgentRouteTests.json($0.body)["indexing"] as? [String: Any])?["status"] as? String == "cancelled")
+            }
+            try await client.execute(uri: "/api/v1/knowledge/bases/\(base)/documents/\(UUID())/cancel", method: .post, headers: alice) {
+                #expect($0.status == .notFound && AgentRouteTests.json($0.body)["code"] as? String == "knowledge.document_not_found")
+            }
+            // A run that completed cannot be cancelled.
+            let indexed = try await upload("b.md")
+            let run = KnowledgeIndexingDecider.runID(document: UUID(uuidString: indexed)!, version: 1, chunking: .default)
+            let runs = CommandHandler<KnowledgeIndexingDecider>(store: identity.store)
+            _ = try await runs.handle(
+                .start(.init(runID: run, knowledgeBaseID: UUID(uuidString: base)!, documentID: UUID(uuidString: indexed)!, version: 1, chunking: .default,
+                             embeddingModel: "fixed (test)", startedAt: Date())),
+                on: KnowledgeIndexingDecider.streamID(run), context: CommandContext(userID: "worker"))
+            _ = try await runs.handle(
+                .complete(.init(runID: run, chunks: 1, embedded: 1, characters: 10, completedAt: Date())), on: KnowledgeIndexingDecider.streamID(run),
+                context: CommandContext(userID: "worker"))
+            try await client.execute(uri: "/api/v1/knowledge/bases/\(base)/documents/\(indexed)/cancel", method: .post, headers: alice) {
+                #expect($0.status == .conflict && AgentRouteTests.json($0.body)["code"] as? String == "knowledge.indexing_ended", "\(String(buffer: $0.body))")
+            }
+        }
+    }
+
     @Test func searchAndAskCheckTheirInputAndAnotherOwnerSeesNothing() async throws {
         let identity = try await TestIdentity()
         let alice = Self.json(try await identity.bearer("alice@example.com"))
@@ -182,6 +230,7 @@ import Testing
                 (HTTPRequest.Method.get, "/api/v1/knowledge/bases/\(base)"), (.get, "/api/v1/knowledge/bases/\(base)/documents"), (.get, answer),
                 (.post, "/api/v1/knowledge/bases/\(base)/search"), (.post, "/api/v1/knowledge/bases/\(base)/ask"),
                 (.put, "/api/v1/knowledge/bases/\(base)/chunking"), (.delete, "/api/v1/knowledge/bases/\(base)/documents/\(UUID())"),
+                (.post, "/api/v1/knowledge/bases/\(base)/documents/\(UUID())/cancel"),
             ] {
                 try await client.execute(uri: uri, method: method, headers: bob, body: AgentRouteTests.body(["query": "x", "question": "x", "max_tokens": 64, "overlap_tokens": 0])) {
                     #expect($0.status == .notFound, "\(method) \(uri): \($0.status)")

@@ -99,6 +99,11 @@ import Testing
                 }
                 let items = listed.json["items"] as? [[String: Any]] ?? []
                 #expect(items.map { ($0["indexing"] as? [String: Any])?["status"] as? String } == ["completed", "completed"], "\(listed.text)")
+                // The offline tokenizer's count of what each run embedded, at no cost.
+                for item in items {
+                    let indexing = item["indexing"] as? [String: Any] ?? [:]
+                    #expect((indexing["embedding_tokens"] as? Int ?? 0) > 0 && indexing["embedding_cost"] as? Double == 0, "\(indexing)")
+                }
 
                 // Hybrid: the vacation question lands on the Holidays section, and the offsets
                 // cut exactly the chunk's text out of the document.
@@ -120,6 +125,20 @@ import Testing
                 let vector = try await client.send(
                     "POST", "/api/v1/knowledge/bases/\(base)/search", json: ["query": "encrypt laptop disks", "mode": "vector", "top_k": 1])
                 #expect((Self.hits(vector).first?["heading_path"] as? [String])?.last == "Security", "\(vector.text)")
+                // The served vector ranking scores a chunk by the better of its whole vector and
+                // its best passage, as the offline embedder computes them.
+                if let hit = Self.hits(vector).first, let text = hit["text"] as? String, let path = hit["heading_path"] as? [String],
+                    let score = hit["score"] as? Double
+                {
+                    let embedder = try WordLlamaEmbedderTests.embedder.get()
+                    let query = embedder.vector(for: "encrypt laptop disks")
+                    func dot(_ a: [Float], _ b: [Float]) -> Double { Double(zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }) }
+                    let whole = dot(query, embedder.vector(for: Chunk(ordinal: 0, headingPath: path, start: 0, end: 0, text: text, tokens: 0).embeddingInput))
+                    let best = embedder.passageVectors(text, context: path.joined(separator: " > "), window: 96, stride: 48).map { dot(query, $0) }.max() ?? 0
+                    #expect(abs(score - max(whole, best)) < 1e-4, "score \(score), whole chunk \(whole), best passage \(best)")
+                } else {
+                    Issue.record("no scored vector hit: \(vector.text)")
+                }
                 // Any input parses.
                 let odd = try await client.send("POST", "/api/v1/knowledge/bases/\(base)/search", json: ["query": "\"unclosed OR -( & |", "mode": "keyword"])
                 #expect(odd.status == 200, "\(odd.text)")

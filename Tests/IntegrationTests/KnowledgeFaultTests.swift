@@ -14,7 +14,10 @@ import Workers
     typealias Client = HTTPTestClient
 
     static func slowEnv(_ url: String) -> [String: String?] {
-        ["CHRONICLE_LLM_BASE_URL": url, "CHRONICLE_KNOWLEDGE_EMBEDDER": "openai", "CHRONICLE_KNOWLEDGE_EMBEDDING_MODEL": "stub-embed-slow"]
+        [
+            "CHRONICLE_LLM_BASE_URL": url, "CHRONICLE_KNOWLEDGE_EMBEDDER": "openai", "CHRONICLE_KNOWLEDGE_EMBEDDING_MODEL": "stub-embed-slow",
+            "CHRONICLE_LLM_PRICES": #"{"stub-embed": {"input_per_million": 1000000, "output_per_million": 0}}"#,
+        ]
     }
 
     /// About `paragraphs` paragraphs of distinct text: with 32-token chunks, one chunk each.
@@ -118,6 +121,9 @@ import Workers
                     #expect(rows == completed.chunks && ordinals == rows && rows >= 600, "\(rows) rows, \(ordinals) ordinals, \(completed.chunks) chunks")
                     // What the dead worker embedded came from the cache.
                     #expect(completed.embedded < completed.chunks, "\(completed.embedded) of \(completed.chunks) embedded again")
+                    // Tokens as the provider counted them (the stub: one a text), for what this
+                    // run embedded, priced by the table (a dollar a token here).
+                    #expect(completed.embeddingTokens == completed.embedded && completed.embeddingCost == Double(completed.embedded), "\(completed)")
                     #expect(stub.requests(model: "stub-embed-slow").count > calls)
                 }
             }
@@ -151,6 +157,46 @@ import Workers
                     try await Task.sleep(for: .seconds(1))
                     #expect(try await Self.count(database, "SELECT count(*) FROM knowledge_chunks WHERE document_id = \(document)") == 0)
                     let search = try await client.send("POST", "/api/v1/knowledge/bases/\(base)/search", json: ["query": "zeppelin", "mode": "keyword"])
+                    #expect(KnowledgeEndToEndTests.hits(search).isEmpty, "\(search.text)")
+                }
+            }
+        }
+    }
+
+    /// A user's cancel mid-run: the run ends cancelled once, stops embedding at its next progress
+    /// check, and leaves nothing of the document searchable.
+    @Test func aRunCancelledWhileItIsIndexedStopsAndLeavesNothingSearchable() async throws {
+        let stub = StubModelServer(slowSeconds: 5)
+        try await stub.run { url in
+            try await TestServers.withDatabase { database in
+                try await AgentsEndToEndTests.withServer(database, roles: "api,relay,workers", env: Self.slowEnv(url)) { client, _ in
+                    let base = try await Self.createBase(client)
+                    // 1,600 chunks: 25 batches of 64, half a second each.
+                    let stored = try await Self.upload(client, base, Self.longDocument(paragraphs: 1_600, word: "dirigible"))
+                    let documentText = try #require(stored["id"] as? String)
+                    let document = try #require(UUID(uuidString: documentText))
+                    try await Self.waitUntil("the run embeds", timeout: .seconds(90)) { !stub.requests(model: "stub-embed-slow").isEmpty }
+                    let cancel = "/api/v1/knowledge/bases/\(base)/documents/\(documentText)/cancel"
+                    let cancelled = try await client.send("POST", cancel)
+                    #expect(cancelled.status == 202 && (cancelled.json["indexing"] as? [String: Any])?["status"] as? String == "cancelled", "\(cancelled.text)")
+                    #expect(try await client.send("POST", cancel).status == 202)
+                    // The worker stops at its next progress check (every 10 s), well before the end.
+                    var calls = -1
+                    try await Self.waitUntil("the worker stops embedding", timeout: .seconds(60)) {
+                        let now = stub.requests(model: "stub-embed-slow").count
+                        defer { calls = now }
+                        try await Task.sleep(for: .seconds(2))
+                        return now == calls
+                    }
+                    #expect(calls < 25, "the worker embedded every batch (\(calls)) after its run was cancelled")
+                    let events = try await Self.run(database, document: document, version: 1, chunking: Self.chunking)
+                    guard Self.ends(events).count == 1, case .cancelled(let ended)? = Self.ends(events).first else {
+                        Issue.record("the run did not end cancelled once: \(events)")
+                        return
+                    }
+                    #expect(ended.reason == "cancelled on request")
+                    #expect(try await Self.count(database, "SELECT count(*) FROM knowledge_chunks WHERE document_id = \(document)") == 0)
+                    let search = try await client.send("POST", "/api/v1/knowledge/bases/\(base)/search", json: ["query": "dirigible", "mode": "keyword"])
                     #expect(KnowledgeEndToEndTests.hits(search).isEmpty, "\(search.text)")
                 }
             }

@@ -46,6 +46,7 @@ public struct KnowledgeController: Sendable {
         group.get("bases/:id/documents", use: documents)
         group.get("bases/:id/documents/:document_id", use: document)
         group.delete("bases/:id/documents/:document_id", use: delete)
+        group.post("bases/:id/documents/:document_id/cancel", use: cancelIndexing)
         group.post("bases/:id/search", use: search)
         group.post("bases/:id/ask", use: ask)
         group.get("bases/:id/answers/:answer_id", use: answer)
@@ -217,6 +218,26 @@ public struct KnowledgeController: Sendable {
         } catch let error as DomainError where error.code == .knowledgeDocumentNotFound {
             throw Self.documentNotFound
         }
+    }
+
+    /// Cancels the indexing of the document's current version (with the base's current
+    /// chunking): the run ends cancelled and nothing of it is searchable (the worker writes no
+    /// chunk after it, and takes back what it wrote if the cancel came between its write and its
+    /// end). Idempotent: a cancelled run answers as it is; one that ended otherwise is a conflict.
+    @Sendable func cancelIndexing(_ request: Request, context: ChronicleRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        try principal.requireWrite()
+        let (_, state, _) = try await owned(request, context)
+        let documentID = try Reply.pathID(context, "document_id", missing: Self.documentNotFound)
+        guard let document = state.documents[documentID], !document.deleted else { throw Self.documentNotFound }
+        let run = KnowledgeIndexingDecider.runID(document: documentID, version: document.version, chunking: state.chunking)
+        let command = try CommandContext.from(request, context: context)
+        let result = try await runs.handle(
+            .cancel(.init(runID: run, reason: "cancelled on request", cancelledAt: command.now)),
+            on: KnowledgeIndexingDecider.streamID(run), context: command)
+        return try Reply.json(
+            KnowledgeDTO.Document(id: documentID, document, run: result.state), status: .accepted, version: result.streamVersion,
+            position: result.append?.checkpoint, context: context)
     }
 
     /// A document with the state of its current version's run with the base's current chunking.

@@ -55,6 +55,16 @@ enum KnowledgeDTO {
             /// Chunks embedded so far, of the total, while it runs.
             var done: Int?
             var total: Int?
+            /// Once completed: the input tokens the run embedded (texts from the embedding cache
+            /// cost none) and their cost in US dollars.
+            var embeddingTokens: Int?
+            var embeddingCost: Double?
+
+            enum CodingKeys: String, CodingKey {
+                case status, chunks, reason, done, total
+                case embeddingTokens = "embedding_tokens"
+                case embeddingCost = "embedding_cost"
+            }
         }
 
         init(id: UUID, _ document: KnowledgeBaseDecider.Document, run: KnowledgeIndexingDecider.State) {
@@ -67,7 +77,8 @@ enum KnowledgeDTO {
             createdAt = Timestamp.format(document.createdAt)
             storedAt = Timestamp.format(document.storedAt)
             indexing = Indexing(
-                status: run.status == .none ? "queued" : run.status.rawValue, chunks: run.chunks, reason: run.reason, done: run.done, total: run.total)
+                status: run.status == .none ? "queued" : run.status.rawValue, chunks: run.chunks, reason: run.reason, done: run.done, total: run.total,
+                embeddingTokens: run.embeddingTokens, embeddingCost: run.embeddingCost)
         }
 
         enum CodingKeys: String, CodingKey {

@@ -39,9 +39,22 @@ public final class WordLlamaEmbedder: Embedder {
         texts.map { vector(for: $0) }
     }
 
+    public func embedCounted(_ texts: [String]) async throws -> Embedded {
+        var tokens = 0
+        let vectors = texts.map { text in
+            let ids = tokenizer.encode(text)
+            tokens += ids.count
+            return vector(of: ids)
+        }
+        return Embedded(vectors: vectors, tokens: tokens)
+    }
+
     /// The unit-length mean of the text's token vectors (all zeros for an empty text).
     public func vector(for text: String) -> [Float] {
-        let ids = tokenizer.encode(text)
+        vector(of: tokenizer.encode(text))
+    }
+
+    func vector(of ids: [Int32]) -> [Float] {
         var sum = [Float](repeating: 0, count: dimensions)
         guard !ids.isEmpty else { return sum }
         table.withUnsafeBufferPointer { table in

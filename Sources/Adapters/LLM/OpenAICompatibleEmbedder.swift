@@ -23,11 +23,24 @@ public struct OpenAICompatibleEmbedder: Embedder {
             var index: Int?
             var embedding: [Float]
         }
+        struct Usage: Decodable {
+            var promptTokens: Int?
+
+            enum CodingKeys: String, CodingKey {
+                case promptTokens = "prompt_tokens"
+            }
+        }
         var data: [Item]
+        var usage: Usage?
     }
 
     public func embed(_ texts: [String]) async throws -> [[Float]] {
-        guard !texts.isEmpty else { return [] }
+        try await embedCounted(texts).vectors
+    }
+
+    /// The vectors and the reply's `usage.prompt_tokens`: what the provider bills.
+    public func embedCounted(_ texts: [String]) async throws -> Embedded {
+        guard !texts.isEmpty else { return Embedded(vectors: [], tokens: 0) }
         var http = HTTPClientRequest(url: "\(chat.settings.baseURL)/embeddings")
         http.method = .POST
         http.headers.add(name: "Content-Type", value: "application/json")
@@ -52,6 +65,6 @@ public struct OpenAICompatibleEmbedder: Embedder {
         guard let size = ordered.first?.count, size > 0, ordered.allSatisfy({ $0.count == size }) else {
             throw EmbedderError.malformedReply("vectors of different or zero sizes")
         }
-        return ordered.map(VectorMath.normalized)
+        return Embedded(vectors: ordered.map(VectorMath.normalized), tokens: reply.usage?.promptTokens)
     }
 }

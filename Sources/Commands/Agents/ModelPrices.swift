@@ -31,6 +31,10 @@ public struct ModelPrices: Sendable, Equatable, Codable {
         "gpt-4.1": Price(inputPerMillion: 2, outputPerMillion: 8),
         "gpt-4.1-mini": Price(inputPerMillion: 0.4, outputPerMillion: 1.6),
         "gpt-3.5-turbo": Price(inputPerMillion: 0.5, outputPerMillion: 1.5),
+        // Embedding models bill input tokens only.
+        "text-embedding-3-small": Price(inputPerMillion: 0.02, outputPerMillion: 0),
+        "text-embedding-3-large": Price(inputPerMillion: 0.13, outputPerMillion: 0),
+        "text-embedding-ada-002": Price(inputPerMillion: 0.1, outputPerMillion: 0),
     ])
 
     public func price(of model: String) -> Price? {

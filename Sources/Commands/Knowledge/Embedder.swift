@@ -9,6 +9,27 @@ public protocol Embedder: Sendable {
     var model: String { get }
     var dimensions: Int { get }
     func embed(_ texts: [String]) async throws -> [[Float]]
+    /// The vectors, and the input tokens the embedder counted for them: what a provider bills
+    /// (its reply's `usage`), or what the offline tokenizer cut. Nil when it does not say.
+    func embedCounted(_ texts: [String]) async throws -> Embedded
+}
+
+/// Vectors and the tokens they were computed from.
+public struct Embedded: Sendable, Equatable {
+    public var vectors: [[Float]]
+    public var tokens: Int?
+
+    public init(vectors: [[Float]], tokens: Int?) {
+        self.vectors = vectors
+        self.tokens = tokens
+    }
+}
+
+extension Embedder {
+    /// An embedder that counts nothing says so (nil), rather than 0.
+    public func embedCounted(_ texts: [String]) async throws -> Embedded {
+        Embedded(vectors: try await embed(texts), tokens: nil)
+    }
 }
 
 /// An embedder whose vector of a text is the normalised mean of its tokens' vectors (a static

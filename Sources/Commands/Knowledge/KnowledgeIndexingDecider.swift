@@ -32,6 +32,9 @@ public enum KnowledgeIndexingDecider: Decider {
         /// Chunks embedded so far, of the total, while it runs.
         public var done: Int?
         public var total: Int?
+        /// What the completed run embedded, in the embedder's tokens, and what that cost.
+        public var embeddingTokens: Int?
+        public var embeddingCost: Double?
     }
 
     public static let category = "knowledgeindex"
@@ -83,6 +86,8 @@ public enum KnowledgeIndexingDecider: Decider {
         case .completed(let completed):
             state.status = .completed
             state.chunks = completed.chunks
+            state.embeddingTokens = completed.embeddingTokens
+            state.embeddingCost = completed.embeddingCost
         case .failed(let failed):
             state.status = .failed
             state.reason = failed.reason

@@ -21,4 +21,8 @@ public final class ResilientEmbedder: Embedder {
     public func embed(_ texts: [String]) async throws -> [[Float]] {
         try await calls.run { try await self.base.embed(texts) }
     }
+
+    public func embedCounted(_ texts: [String]) async throws -> Embedded {
+        try await calls.run { try await self.base.embedCounted(texts) }
+    }
 }

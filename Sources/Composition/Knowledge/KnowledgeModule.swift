@@ -61,7 +61,7 @@ struct KnowledgeConfiguration {
 
 /// The offline embedder, loaded on first use: its table is 128k × 256 floats, which a process
 /// that never embeds (most of the test suite's servers) should not hold.
-final class LazyWordLlama: Embedder {
+final class LazyWordLlama: PassageEmbedder {
     let directory: URL
     private let loaded = Mutex<WordLlamaEmbedder?>(nil)
 
@@ -80,6 +80,12 @@ final class LazyWordLlama: Embedder {
     }
 
     func embed(_ texts: [String]) async throws -> [[Float]] { try await embedder().embed(texts) }
+    func embedCounted(_ texts: [String]) async throws -> Embedded { try await embedder().embedCounted(texts) }
+    /// None if the files cannot be read (the search that asked has already embedded its query,
+    /// so they could): the chunks keep their whole-vector scores.
+    func passageVectors(_ text: String, context: String, window: Int, stride: Int) -> [[Float]] {
+        (try? embedder())?.passageVectors(text, context: context, window: window, stride: stride) ?? []
+    }
 }
 
 /// Knowledge: knowledge bases of documents, indexed by a worker (extract, chunk, embed through a
@@ -119,7 +125,7 @@ public struct KnowledgeModule: ChronicleModule {
             let extraction = TextExtraction()
             let indexer = KnowledgeIndexWorker(
                 store: platform.database.eventStore, storage: storage, embedder: embedder, extract: { try await extraction.text(of: $0, mediaType: $1) },
-                stallAfter: .seconds(configuration.stallSeconds), logger: app.logger)
+                stallAfter: .seconds(configuration.stallSeconds), prices: app.capability(ChatModel.self)?.prices ?? .defaults, logger: app.logger)
             app.add(
                 worker: platform.worker(
                     name: "knowledge-index", exchange: "knowledge.index", delays: [.seconds(1), .seconds(5), .seconds(30)],

@@ -48,18 +48,28 @@ public struct KnowledgeIndexingCompleted: DomainEvent {
     /// Characters of text extracted from the document.
     public var characters: Int
     public var completedAt: Date
+    /// Input tokens of the texts this run embedded, as the embedder counted them (nil when it
+    /// does not say, and in events recorded before it was kept).
+    public var embeddingTokens: Int?
+    /// What they cost, in US dollars, by the price table (0 for the offline embedder or an
+    /// unknown model).
+    public var embeddingCost: Double?
 
-    public init(runID: UUID, chunks: Int, embedded: Int, characters: Int, completedAt: Date) {
+    public init(
+        runID: UUID, chunks: Int, embedded: Int, characters: Int, completedAt: Date, embeddingTokens: Int? = nil, embeddingCost: Double? = nil
+    ) {
         self.runID = runID
         self.chunks = chunks
         self.embedded = embedded
         self.characters = characters
         self.completedAt = completedAt
+        self.embeddingTokens = embeddingTokens
+        self.embeddingCost = embeddingCost
     }
 
     enum CodingKeys: String, CodingKey {
         case runID = "runId"
-        case chunks, embedded, characters, completedAt
+        case chunks, embedded, characters, completedAt, embeddingTokens, embeddingCost
     }
 }
 

@@ -27,6 +27,8 @@ public struct KnowledgeIndexWorker: Sendable {
     /// `progressEvery` while it embeds.
     let stallAfter: Duration
     let progressEvery: Duration
+    /// What embedding tokens cost (the llm module's table).
+    let prices: ModelPrices
     let logger: Logger
 
     /// A reason the run fails at once, with no retry (the document itself is the problem).
@@ -38,8 +40,9 @@ public struct KnowledgeIndexWorker: Sendable {
     public init(
         store: any EventStore, storage: any KnowledgeStorage, embedder: any Embedder,
         extract: @escaping @Sendable (Data, String) async throws -> String, countTokens: @escaping @Sendable (Substring) -> Int = Chunker.estimateTokens,
-        stallAfter: Duration = .seconds(300), progressEvery: Duration = .seconds(10), logger: Logger
+        stallAfter: Duration = .seconds(300), progressEvery: Duration = .seconds(10), prices: ModelPrices = .defaults, logger: Logger
     ) {
+        self.prices = prices
         self.stallAfter = stallAfter
         self.progressEvery = progressEvery
         bases = CommandHandler(store: store, memo: KnowledgeBaseDecider.memo())
@@ -118,6 +121,12 @@ public struct KnowledgeIndexWorker: Sendable {
             return
         }
         let (run, _) = try await runs.load(KnowledgeIndexingDecider.streamID(target.runID).description)
+        if run.status == .cancelled {
+            // Cancelled on request (a cancel for any other reason leaves the version not current):
+            // a write that came before the cancel, by this delivery or a lost one, is taken back.
+            try await withdraw(target)
+            return
+        }
         guard run.status == .none || run.status == .running else { return }
         if run.status == .none {
             try await end(target, .start(.init(
@@ -128,11 +137,21 @@ public struct KnowledgeIndexWorker: Sendable {
             let outcome = try await build(target, document: document.content, embeddingModel: base.embeddingModel, cause: cause)
             let written = try await storage.replaceChunks(
                 knowledgeBase: target.knowledgeBaseID, document: target.documentID, version: target.version, model: embedder.model,
-                chunks: outcome.chunks, current: { try await self.isCurrent(target) })
+                chunks: outcome.chunks, current: {
+                    guard try await self.isCurrent(target) else { return false }
+                    return try await self.isRunning(target)
+                })
             if written {
-                try await end(target, .complete(.init(
-                    runID: target.runID, chunks: outcome.chunks.count, embedded: outcome.embedded, characters: outcome.characters, completedAt: Date())),
+                let completed = try await end(target, .complete(.init(
+                    runID: target.runID, chunks: outcome.chunks.count, embedded: outcome.embedded, characters: outcome.characters, completedAt: Date(),
+                    embeddingTokens: outcome.tokens,
+                    embeddingCost: outcome.tokens.map { prices.cost(of: TokenUsage(promptTokens: $0, completionTokens: 0), model: embedder.model) })),
                     cause: cause)
+                // Cancelled between the write and its end: what it wrote is taken back.
+                if !completed, try await runs.load(KnowledgeIndexingDecider.streamID(target.runID).description).0.status == .cancelled {
+                    try await withdraw(target)
+                    return
+                }
                 logger.info("knowledge document indexed", metadata: [
                     "document.id": "\(target.documentID)", "version": "\(target.version)", "chunks": "\(outcome.chunks.count)",
                     "embedded": "\(outcome.embedded)",
@@ -141,6 +160,8 @@ public struct KnowledgeIndexWorker: Sendable {
                 try await end(target, .cancel(.init(
                     runID: target.runID, reason: "the version or the chunking changed before its chunks were written", cancelledAt: Date())), cause: cause)
             }
+        } catch is RunEnded {
+            if try await runs.load(KnowledgeIndexingDecider.streamID(target.runID).description).0.status == .cancelled { try await withdraw(target) }
         } catch let unindexable as Unindexable {
             // A version overtaken meanwhile (its bytes may be gone with it) is cancelled, not failed.
             if try await !isCurrent(target) {
@@ -164,6 +185,8 @@ public struct KnowledgeIndexWorker: Sendable {
         var chunks: [IndexedChunk]
         var embedded: Int
         var characters: Int
+        /// Input tokens the embedder counted for what this run embedded (nil if it did not say).
+        var tokens: Int?
     }
 
     func build(_ target: Target, document: KnowledgeDocumentContent, embeddingModel: String, cause: IntegrationMessage) async throws -> Outcome {
@@ -189,17 +212,23 @@ public struct KnowledgeIndexWorker: Sendable {
         var seen = Set(vectors.keys)
         for (hash, input) in zip(hashes, inputs) where seen.insert(hash).inserted { missing.append((hash, input)) }
         var reported = ContinuousClock.now
+        // Nil as soon as one call does not say (a partial count would mislead).
+        var tokens: Int? = 0
         for start in stride(from: 0, to: missing.count, by: Self.embeddingBatch) {
             if ContinuousClock.now - reported >= progressEvery {
                 reported = ContinuousClock.now
                 let done = chunks.count - missing.count + start
-                _ = try await runs.end(
+                let moved = try await runs.end(
                     .progress(.init(runID: target.runID, done: done, total: chunks.count, progressedAt: Date())),
                     on: KnowledgeIndexingDecider.streamID(target.runID), commandID: "knowledge-index/\(target.runID.uuidString.lowercased())/progress/\(done)",
                     userID: Self.workerUserID, cause: cause, ifAt: nil)
+                // Ended meanwhile (cancelled, timed out): embedding the rest would be wasted.
+                if !moved, try await !isRunning(target) { throw RunEnded() }
             }
             let batch = missing[start..<min(start + Self.embeddingBatch, missing.count)]
-            let embedded = try await embedder.embed(batch.map(\.input))
+            let counted = try await embedder.embedCounted(batch.map(\.input))
+            let embedded = counted.vectors
+            if let sum = tokens, let more = counted.tokens { tokens = sum + more } else { tokens = nil }
             guard embedded.count == batch.count else { throw EmbedderError.malformedReply("\(embedded.count) vectors for \(batch.count) texts") }
             var fresh: [String: [Float]] = [:]
             for (entry, vector) in zip(batch, embedded) { fresh[entry.hash] = vector }
@@ -211,7 +240,7 @@ public struct KnowledgeIndexWorker: Sendable {
                 chunkID: Chunk.id(document: target.documentID, version: target.version, settings: chunking, ordinal: chunk.ordinal), chunk: chunk,
                 vector: vectors[hash] ?? [])
         }
-        return Outcome(chunks: indexed, embedded: missing.count, characters: text.unicodeScalars.count)
+        return Outcome(chunks: indexed, embedded: missing.count, characters: text.unicodeScalars.count, tokens: tokens)
     }
 
     // MARK: A deleted document
@@ -261,6 +290,20 @@ public struct KnowledgeIndexWorker: Sendable {
 
     // MARK: Helpers
 
+    /// The run ended while the worker was at it.
+    struct RunEnded: Error {}
+
+    func isRunning(_ target: Target) async throws -> Bool {
+        try await runs.load(KnowledgeIndexingDecider.streamID(target.runID).description).0.status == .running
+    }
+
+    /// Takes the document's chunks out of the index, if the target's version is still current.
+    func withdraw(_ target: Target) async throws {
+        _ = try await storage.replaceChunks(
+            knowledgeBase: target.knowledgeBaseID, document: target.documentID, version: target.version, model: embedder.model, chunks: [],
+            current: { try await self.isCurrent(target) })
+    }
+
     func isCurrent(_ target: Target) async throws -> Bool {
         let (base, _) = try await bases.load(KnowledgeBaseDecider.streamID(target.knowledgeBaseID).description)
         guard let document = base.documents[target.documentID], base.chunking == target.chunking else { return false }
@@ -273,13 +316,15 @@ public struct KnowledgeIndexWorker: Sendable {
         return nil
     }
 
-    func end(_ target: Target, _ command: KnowledgeIndexingDecider.Command, cause: IntegrationMessage) async throws {
+    /// Appends `command` to the run; false if the run had ended (or it was appended before).
+    @discardableResult
+    func end(_ target: Target, _ command: KnowledgeIndexingDecider.Command, cause: IntegrationMessage) async throws -> Bool {
         let name = switch command {
         case .start: "start"
         case .progress(let progressed): "progress/\(progressed.done)"
         case .complete, .fail, .cancel, .timeOut: "end"
         }
-        _ = try await runs.end(
+        return try await runs.end(
             command, on: KnowledgeIndexingDecider.streamID(target.runID),
             commandID: "knowledge-index/\(target.runID.uuidString.lowercased())/\(name)", userID: Self.workerUserID, cause: cause, ifAt: nil)
     }
