@@ -39,7 +39,13 @@ import Testing
                 // still overtake: wait until that is all 13, once true for good.
                 while try await store.heldBack(after: .start) { try await Task.sleep(for: .milliseconds(20)) }
                 let checkpoint = try await PostgresAuditLog(client: database.client, logger: TestServers.logger).takeCheckpoint(key: key)
-                #expect(checkpoint?.eventCount == 13)
+                if checkpoint?.eventCount != 13 {
+                    // Once seen in CI (14, under load, 70 s in this wait): what the log held then.
+                    let rows = try await database.client.query(
+                        "SELECT stream_id, stream_version, global_position, transaction_id::text FROM events ORDER BY transaction_id, global_position",
+                        logger: TestServers.logger).decode((String, Int64, Int64, String).self).all()
+                    Issue.record("the checkpoint counted \(checkpoint?.eventCount ?? 0) events up to \(String(describing: checkpoint?.end)); the log holds \(rows)")
+                }
             }
             try await body {
                 let name = "\(source)_\(made.next())"

@@ -130,76 +130,88 @@ import Workers
         }
     }
 
-    @Test func aDocumentDeletedWhileItIsIndexedLeavesNothingSearchable() async throws {
+    /// A document being indexed: uploaded to a new base on a server whose embedder answers slowly
+    /// (half a second a call), once its run has sent its first batch to the embedder.
+    struct Embedding {
+        let client: Client
+        let database: ChronicleDatabase
+        let stub: StubModelServer
+        let base: String
+        let documentText: String
+        let document: UUID
+        let contentHash: String
+    }
+
+    static func whileEmbedding(paragraphs: Int, word: String, _ body: @escaping @Sendable (Embedding) async throws -> Void) async throws {
         let stub = StubModelServer(slowSeconds: 5)
         try await stub.run { url in
             try await TestServers.withDatabase { database in
                 try await AgentsEndToEndTests.withServer(database, roles: "api,relay,workers", env: Self.slowEnv(url)) { client, _ in
                     let base = try await Self.createBase(client)
-                    let stored = try await Self.upload(client, base, Self.longDocument(paragraphs: 320, word: "zeppelin"))
+                    let stored = try await Self.upload(client, base, Self.longDocument(paragraphs: paragraphs, word: word))
                     let documentText = try #require(stored["id"] as? String)
                     let document = try #require(UUID(uuidString: documentText))
                     try await Self.waitUntil("the run embeds", timeout: .seconds(90)) { !stub.requests(model: "stub-embed-slow").isEmpty }
-                    let deleted = try await client.send("DELETE", "/api/v1/knowledge/bases/\(base)/documents/\(documentText)")
-                    #expect(deleted.status == 204, "\(deleted.text)")
-                    try await Self.waitUntil("the run ends", timeout: .seconds(90)) {
-                        !Self.ends(try await Self.run(database, document: document, version: 1, chunking: Self.chunking)).isEmpty
-                    }
-                    let events = try await Self.run(database, document: document, version: 1, chunking: Self.chunking)
-                    guard Self.ends(events).count == 1, case .cancelled? = Self.ends(events).first else {
-                        Issue.record("the run did not end cancelled: \(events)")
-                        return
-                    }
-                    try await Self.waitUntil("the blob is removed") {
-                        try await Self.count(database, "SELECT count(*) FROM knowledge_blobs WHERE sha256 = \(stored["content_hash"] as? String ?? "")") == 0
-                    }
-                    // Give a late write its chance, then look.
-                    try await Task.sleep(for: .seconds(1))
-                    #expect(try await Self.count(database, "SELECT count(*) FROM knowledge_chunks WHERE document_id = \(document)") == 0)
-                    let search = try await client.send("POST", "/api/v1/knowledge/bases/\(base)/search", json: ["query": "zeppelin", "mode": "keyword"])
-                    #expect(KnowledgeEndToEndTests.hits(search).isEmpty, "\(search.text)")
+                    try await body(Embedding(
+                        client: client, database: database, stub: stub, base: base, documentText: documentText, document: document,
+                        contentHash: stored["content_hash"] as? String ?? ""))
                 }
             }
+        }
+    }
+
+    @Test func aDocumentDeletedWhileItIsIndexedLeavesNothingSearchable() async throws {
+        try await Self.whileEmbedding(paragraphs: 320, word: "zeppelin") { indexing in
+            let (client, database, base, documentText, document) = (indexing.client, indexing.database, indexing.base, indexing.documentText, indexing.document)
+            let deleted = try await client.send("DELETE", "/api/v1/knowledge/bases/\(base)/documents/\(documentText)")
+            #expect(deleted.status == 204, "\(deleted.text)")
+            try await Self.waitUntil("the run ends", timeout: .seconds(90)) {
+                !Self.ends(try await Self.run(database, document: document, version: 1, chunking: Self.chunking)).isEmpty
+            }
+            let events = try await Self.run(database, document: document, version: 1, chunking: Self.chunking)
+            guard Self.ends(events).count == 1, case .cancelled? = Self.ends(events).first else {
+                Issue.record("the run did not end cancelled: \(events)")
+                return
+            }
+            try await Self.waitUntil("the blob is removed") {
+                try await Self.count(database, "SELECT count(*) FROM knowledge_blobs WHERE sha256 = \(indexing.contentHash)") == 0
+            }
+            // Give a late write its chance, then look.
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await Self.count(database, "SELECT count(*) FROM knowledge_chunks WHERE document_id = \(document)") == 0)
+            let search = try await client.send("POST", "/api/v1/knowledge/bases/\(base)/search", json: ["query": "zeppelin", "mode": "keyword"])
+            #expect(KnowledgeEndToEndTests.hits(search).isEmpty, "\(search.text)")
         }
     }
 
     /// A user's cancel mid-run: the run ends cancelled once, stops embedding at its next progress
     /// check, and leaves nothing of the document searchable.
     @Test func aRunCancelledWhileItIsIndexedStopsAndLeavesNothingSearchable() async throws {
-        let stub = StubModelServer(slowSeconds: 5)
-        try await stub.run { url in
-            try await TestServers.withDatabase { database in
-                try await AgentsEndToEndTests.withServer(database, roles: "api,relay,workers", env: Self.slowEnv(url)) { client, _ in
-                    let base = try await Self.createBase(client)
-                    // 1,600 chunks: 25 batches of 64, half a second each.
-                    let stored = try await Self.upload(client, base, Self.longDocument(paragraphs: 1_600, word: "dirigible"))
-                    let documentText = try #require(stored["id"] as? String)
-                    let document = try #require(UUID(uuidString: documentText))
-                    try await Self.waitUntil("the run embeds", timeout: .seconds(90)) { !stub.requests(model: "stub-embed-slow").isEmpty }
-                    let cancel = "/api/v1/knowledge/bases/\(base)/documents/\(documentText)/cancel"
-                    let cancelled = try await client.send("POST", cancel)
-                    #expect(cancelled.status == 202 && (cancelled.json["indexing"] as? [String: Any])?["status"] as? String == "cancelled", "\(cancelled.text)")
-                    #expect(try await client.send("POST", cancel).status == 202)
-                    // The worker stops at its next progress check (every 10 s), well before the end.
-                    var calls = -1
-                    try await Self.waitUntil("the worker stops embedding", timeout: .seconds(60)) {
-                        let now = stub.requests(model: "stub-embed-slow").count
-                        defer { calls = now }
-                        try await Task.sleep(for: .seconds(2))
-                        return now == calls
-                    }
-                    #expect(calls < 25, "the worker embedded every batch (\(calls)) after its run was cancelled")
-                    let events = try await Self.run(database, document: document, version: 1, chunking: Self.chunking)
-                    guard Self.ends(events).count == 1, case .cancelled(let ended)? = Self.ends(events).first else {
-                        Issue.record("the run did not end cancelled once: \(events)")
-                        return
-                    }
-                    #expect(ended.reason == "cancelled on request")
-                    #expect(try await Self.count(database, "SELECT count(*) FROM knowledge_chunks WHERE document_id = \(document)") == 0)
-                    let search = try await client.send("POST", "/api/v1/knowledge/bases/\(base)/search", json: ["query": "dirigible", "mode": "keyword"])
-                    #expect(KnowledgeEndToEndTests.hits(search).isEmpty, "\(search.text)")
-                }
+        // 1,600 chunks: 25 batches of 64, half a second each.
+        try await Self.whileEmbedding(paragraphs: 1_600, word: "dirigible") { indexing in
+            let (client, database, stub, base, document) = (indexing.client, indexing.database, indexing.stub, indexing.base, indexing.document)
+            let cancel = "/api/v1/knowledge/bases/\(base)/documents/\(indexing.documentText)/cancel"
+            let cancelled = try await client.send("POST", cancel)
+            #expect(cancelled.status == 202 && (cancelled.json["indexing"] as? [String: Any])?["status"] as? String == "cancelled", "\(cancelled.text)")
+            #expect(try await client.send("POST", cancel).status == 202)
+            // The worker stops at its next progress check (every 10 s), well before the end.
+            var calls = -1
+            try await Self.waitUntil("the worker stops embedding", timeout: .seconds(60)) {
+                let now = stub.requests(model: "stub-embed-slow").count
+                defer { calls = now }
+                try await Task.sleep(for: .seconds(2))
+                return now == calls
             }
+            #expect(calls < 25, "the worker embedded every batch (\(calls)) after its run was cancelled")
+            let events = try await Self.run(database, document: document, version: 1, chunking: Self.chunking)
+            guard Self.ends(events).count == 1, case .cancelled(let ended)? = Self.ends(events).first else {
+                Issue.record("the run did not end cancelled once: \(events)")
+                return
+            }
+            #expect(ended.reason == "cancelled on request")
+            #expect(try await Self.count(database, "SELECT count(*) FROM knowledge_chunks WHERE document_id = \(document)") == 0)
+            let search = try await client.send("POST", "/api/v1/knowledge/bases/\(base)/search", json: ["query": "dirigible", "mode": "keyword"])
+            #expect(KnowledgeEndToEndTests.hits(search).isEmpty, "\(search.text)")
         }
     }
 
