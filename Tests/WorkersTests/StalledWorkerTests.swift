@@ -92,21 +92,30 @@ import Testing
         }
     }
 
+    /// No timing is asserted: the handler runs until the log has named it twice (bounded, so a
+    /// pool that never warns fails the test instead of hanging it), however slow the machine.
     @Test func aHandlerThatRunsLongIsNamedInTheLogWhileItRuns() async throws {
         let lines = LogLines()
         let handler = CapturingLogHandler(lines: lines)
         let queue = ScriptedQueue([Self.item(attempt: 1)])
+        let slowLines: @Sendable () -> [String] = { lines.all.withLock { $0 }.filter { $0.contains("work item still running") } }
         let worker = Worker(
             name: "w", queue: queue, inbox: NoInbox(), slowAfter: .milliseconds(100), logger: Logger(label: "t") { _ in handler }
-        ) { _ in try await Task.sleep(for: .milliseconds(450)) }
+        ) { _ in
+            let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+            while slowLines().count < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        }
         try await worker.consume()
-        let slow = lines.all.withLock { $0 }.filter { $0.contains("work item still running") }
-        #expect(slow.count >= 2 && slow.count <= 4, "\(slow)")
-        #expect(slow.allSatisfy { $0.hasPrefix("warning") && $0.contains("message.id=m") && $0.contains("attempt=1") })
+        let slow = slowLines()
+        #expect(slow.count >= 2, "\(lines.all.withLock { $0 })")
+        #expect(slow.allSatisfy { $0.hasPrefix("warning") && $0.contains("message.id=m") && $0.contains("attempt=1") }, "\(slow)")
         #expect(queue.settled.withLock { $0 } == ["complete"])
-        // Nothing more once the item is settled.
-        try await Task.sleep(for: .milliseconds(250))
-        #expect(lines.all.withLock { $0 }.filter { $0.contains("work item still running") }.count == slow.count)
+        // Nothing more once the item is settled (a warning already on its way when the handler
+        // returned may still land; after that, silence).
+        try await Task.sleep(for: .milliseconds(300))
+        let settled = slowLines().count
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(slowLines().count == settled)
     }
 
     @Test func aPoolWhoseSlotsAreAllHeldWithNothingSettledReportsThatItCannotTakeWork() {
