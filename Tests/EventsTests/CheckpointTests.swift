@@ -26,6 +26,42 @@ import Testing
         #expect(try EventCoding.decode(EventMetadata.self, from: Data(json.utf8)) == metadata)
     }
 
+    /// The payload decoder remembers each key's conversion; it must convert exactly as
+    /// Foundation's `convertFromSnakeCase` does, on the first sight of a key and from memory.
+    @Test func keysConvertAsFoundationConvertsThem() throws {
+        struct Keys: Decodable, Equatable {
+            let keys: [String]
+            let nested: [String]
+            init(from decoder: any Decoder) throws {
+                let container = try decoder.container(keyedBy: SnakeCaseKeys.Key.self)
+                keys = container.allKeys.map(\.stringValue).sorted()
+                nested = try container.allKeys.first { $0.stringValue == "inner" }
+                    .map { try container.decode(Inner.self, forKey: $0).keys } ?? []
+            }
+        }
+        struct Inner: Decodable {
+            let keys: [String]
+            init(from decoder: any Decoder) throws {
+                keys = try decoder.container(keyedBy: SnakeCaseKeys.Key.self).allKeys.map(\.stringValue).sorted()
+            }
+        }
+        let names = [
+            "agent_id", "max_tokens", "plain", "camelCase", "_leading", "trailing_", "__both__", "a__b", "mixed_CASE_words",
+            "with_2fa_code", "_", "__", "HTTP_url", "ünï_côde", "x_y_z", "already_camelCase_tail", "id_",
+        ]
+        let object = Dictionary(uniqueKeysWithValues: names.map { ($0, 0) })
+        var document: [String: Any] = object
+        document["inner"] = object
+        let json = try JSONSerialization.data(withJSONObject: document)
+        let foundation = JSONDecoder()
+        foundation.keyDecodingStrategy = .convertFromSnakeCase
+        let expected = try foundation.decode(Keys.self, from: json)
+        #expect(expected.keys.contains("agentId") && expected.nested.contains("maxTokens"))
+        // Twice: the second time every key comes from memory.
+        #expect(try EventCoding.makeDecoder().decode(Keys.self, from: json) == expected)
+        #expect(try EventCoding.makeDecoder().decode(Keys.self, from: json) == expected)
+    }
+
     @Test func streamIDSplitsAtTheFirstDash() {
         let id = StreamID("agent-6f9619ff-8b86")
         #expect(id?.category == "agent")

@@ -40,16 +40,20 @@ extension PostgresProjectionStore {
         var checkpoint = Checkpoint.start
         var done = 0
         let known = FoldKeys()
-        // Catch up outside any lock, reading the next page while this one is written.
-        var batch = try await events.readAll(after: checkpoint, limit: batchSize)
+        // Catch up outside any lock, a page ahead: the next page is read and decoded while this
+        // one is written (decoding is most of a page's work, writing most of the server's).
+        @Sendable func page(after position: Checkpoint) async throws -> ([RecordedEvent], PreparedWrites) {
+            let batch = try await events.readAll(after: position, limit: batchSize)
+            return (batch, try await prepareSkippingRefused(batch))
+        }
+        var (batch, prepared) = try await page(after: checkpoint)
         while let last = batch.last {
-            async let next = events.readAll(after: last.checkpoint, limit: batchSize)
-            let prepared = try await prepareSkippingRefused(batch)
+            async let next = page(after: last.checkpoint)
             try await transaction { connection in try await write(prepared, tables: tables, on: connection, known: known) }
             checkpoint = last.checkpoint
             done += batch.count
             progress(RebuildProgress(events: done, total: max(total, done), elapsed: started.duration(to: clock.now)))
-            batch = try await next
+            (batch, prepared) = try await next
         }
         // Swap, with the live runner paused on the checkpoint row.
         let final = checkpoint
