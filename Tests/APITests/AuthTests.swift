@@ -137,6 +137,10 @@ import Testing
                 #expect(response.status == .ok)
                 #expect(Self.json(response.body)["roles"] as? [String] == ["member"])
             }
+            // HTTP's optional whitespace around the token (spaces and tabs) is not part of it.
+            try await client.execute(uri: "/api/v1/auth/me", method: .get, headers: [.authorization: "Bearer \t \(token) \t"]) { response in
+                #expect(response.status == .ok)
+            }
             let form = ByteBuffer(string: "grant_type=password&username=alice%40example.com&password=correct+horse+battery+staple")
             try await client.execute(
                 uri: "/api/v1/auth/token", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: form

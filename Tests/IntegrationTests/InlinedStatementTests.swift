@@ -27,7 +27,7 @@ import Testing
             == "INSERT INTO t_g2 VALUES (E'a''b\\\\c'::text)")
     }
 
-    static let awkward = "it's a \\ back\\slash, a NUL \u{0000}, ünïcødé 🙂, a newline\n and $1"
+    static let awkward = "it's a \\ back\\slash, a NUL \u{0000}, ünïcødé 🙂, a newline\n and $1, marks on a backslash \\\u{0301} and a quote '\u{0301}"
 
     static let rows: [[SQLValue]] = [
         [.text(awkward), .int(Int64.min), .double(0.1), .bool(true), .uuid(UUID()),

@@ -29,7 +29,12 @@ public struct AuthMiddleware: RouterMiddleware {
         guard let header = request.headers[.authorization] else { throw TokenError.missing.problem }
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw TokenError.missing.problem }
-        return try await principal(token: String(parts[1]).trimmingCharacters(in: .whitespaces))
+        // HTTP's optional whitespace (spaces and tabs), trimmed without Foundation's CharacterSet,
+        // which went through NSString on every request.
+        var token = parts[1]
+        while token.first == " " || token.first == "\t" { token.removeFirst() }
+        while token.last == " " || token.last == "\t" { token.removeLast() }
+        return try await principal(token: String(token))
     }
 
     /// The principal a bearer token names (a live socket's first message carries one).

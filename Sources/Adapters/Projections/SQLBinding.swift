@@ -112,8 +112,17 @@ extension SQLStatement {
     /// A value as a literal of the type PostgresNIO binds it as.
     static func literal(_ value: SQLValue) -> String {
         func quoted(_ text: String) -> String {
-            // An escape string: correct whatever standard_conforming_strings says.
-            "E'" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "''") + "'"
+            // An escape string: correct whatever standard_conforming_strings says. Each backslash
+            // and quote doubled byte by byte (Foundation's replacingOccurrences went through
+            // NSString, a tenth of a projector's CPU).
+            var out: [UInt8] = [UInt8(ascii: "E"), UInt8(ascii: "'")]
+            out.reserveCapacity(text.utf8.count + 8)
+            for byte in text.utf8 {
+                if byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "'") { out.append(byte) }
+                out.append(byte)
+            }
+            out.append(UInt8(ascii: "'"))
+            return String(decoding: out, as: UTF8.self)
         }
         switch value {
         case .text(let text): return quoted(PostgresText.encode(text)) + "::text"
@@ -127,7 +136,8 @@ extension SQLStatement {
         case .timestamp(let date):
             var bytes: [UInt8] = []
             RowFolderTimestamp.write(date, to: &bytes)
-            return "'" + String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) + "'::timestamptz"
+            // Written as a JSON string: without its quotes.
+            return "'" + String(decoding: bytes.filter { $0 != UInt8(ascii: "\"") }, as: UTF8.self) + "'::timestamptz"
         case .null: return "NULL"
         }
     }
