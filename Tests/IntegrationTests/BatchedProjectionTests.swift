@@ -33,7 +33,7 @@ import Testing
         let agents = (0..<150).map { _ in UUID() }
         // The marker (U+FDD0) is built from its value: Swift refuses noncharacters in literals.
         let marker = String(Unicode.Scalar(0xFDD0)!)
-        let names = ["plain", "with\0nul", marker + "marker", "quote \" and \\ backslash", "naïve — 日本語", "%00 literal", ""]
+        let names = ["plain", "with\0nul", marker + "marker", "quote \" and \\ backslash", "naïve — 日本語", "%00 literal", "", "tab\tnew\nline\rcr \\N \\."]
         var appends: [(String, [NewEvent])] = []
         var at = Date(timeIntervalSince1970: 1_764_000_000.123_456)
         for round in 0..<60 {

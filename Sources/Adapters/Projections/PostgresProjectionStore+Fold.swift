@@ -32,7 +32,8 @@ final class FoldKeys: Sendable {
 }
 
 /// Folded projections' batches: load the rows the batch touches (one query), fold the events over
-/// them in memory, write each changed row once (one upsert of a JSON recordset, one delete).
+/// them in memory, write each changed row once (a COPY of new rows, an update from a JSON
+/// recordset, one delete).
 struct RowFolder<P: FoldingPostgresProjection>: Sendable {
     let projection: P
     let logger: Logger
@@ -65,11 +66,13 @@ struct RowFolder<P: FoldingPostgresProjection>: Sendable {
         // No conflict is possible: the lease (or the rebuild's own new generation) makes this the
         // only writer, and the rows were just read.
         if !inserted.isEmpty {
-            var binds = PostgresBindings()
-            binds.append(Self.json(inserted, table: table))
-            _ = try await connection.query(PostgresQuery(unsafeSQL: """
-                INSERT INTO \(physical) (\(names)) SELECT \(names) FROM jsonb_populate_recordset(NULL::\(physical), $1::jsonb)
-                """, binds: binds), logger: logger)
+            // New rows go by COPY: Postgres parses its text format in a third of the time it
+            // takes to unpack the same rows from a JSON array (5,000 rows of agents_by_owner: 41
+            // against 110 ms).
+            let rows = Self.copyText(inserted, table: table)
+            try await connection.copyFrom(table: physical, columns: table.columns.map(\.name), format: .text(.init()), logger: logger) {
+                try await $0.write(rows)
+            }
         }
         if !updated.isEmpty, table.columns.count > 1 {
             let assignments = table.columns.dropFirst().map { "\($0.name) = r.\($0.name)" }.joined(separator: ", ")
@@ -171,6 +174,48 @@ struct RowFolder<P: FoldingPostgresProjection>: Sendable {
         }
         let whole = Int64(date.timeIntervalSince1970.rounded(.down)) - 946_684_800
         return Date(timeInterval: (Double(whole * 1_000_000 + micros) + 0.5) / 1_000_000, since: Date(timeIntervalSince1970: 946_684_800))
+    }
+
+    /// The rows in `COPY`'s text format, columns in the table's order: a value's backslashes,
+    /// tabs, newlines and carriage returns escaped, `\N` for NULL. Values are written as the JSON
+    /// rows write them (text escaped by `PostgresText`, timestamps at PostgresNIO's microseconds),
+    /// so Postgres stores the same thing either way.
+    static func copyText(_ rows: [FoldRow], table: FoldTable) -> ByteBuffer {
+        var out = [UInt8]()
+        out.reserveCapacity(rows.count * 200)
+        var value = [UInt8]()
+        for row in rows {
+            for (column, (name, _)) in table.columns.enumerated() {
+                if column > 0 { out.append(UInt8(ascii: "\t")) }
+                value.removeAll(keepingCapacity: true)
+                switch row[name] ?? .null {
+                case .null:
+                    out.append(contentsOf: "\\N".utf8)
+                    continue
+                case .text(let text): value.append(contentsOf: PostgresText.encode(text).utf8)
+                case .int(let number): value.append(contentsOf: String(number).utf8)
+                case .double(let number):
+                    value.append(contentsOf: (number.isNaN ? "NaN" : number.isInfinite ? (number > 0 ? "Infinity" : "-Infinity") : "\(number)").utf8)
+                case .bool(let flag): value.append(flag ? UInt8(ascii: "t") : UInt8(ascii: "f"))
+                case .uuid(let id): value.append(contentsOf: id.uuidString.utf8)
+                case .json(let data): value.append(contentsOf: PostgresText.encodeJSON(data))
+                case .timestamp(let date):
+                    RowFolderTimestamp.write(date, to: &value)
+                    value.removeAll { $0 == UInt8(ascii: "\"") }
+                }
+                for byte in value {
+                    switch byte {
+                    case UInt8(ascii: "\\"): out.append(contentsOf: "\\\\".utf8)
+                    case UInt8(ascii: "\t"): out.append(contentsOf: "\\t".utf8)
+                    case UInt8(ascii: "\n"): out.append(contentsOf: "\\n".utf8)
+                    case UInt8(ascii: "\r"): out.append(contentsOf: "\\r".utf8)
+                    default: out.append(byte)
+                    }
+                }
+            }
+            out.append(UInt8(ascii: "\n"))
+        }
+        return ByteBuffer(bytes: out)
     }
 
     /// The rows as a JSON array for `jsonb_populate_recordset`, written by hand: JSONEncoder cost

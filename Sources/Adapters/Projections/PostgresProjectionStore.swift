@@ -129,10 +129,51 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
         try await table.read()
     }
 
+    /// A folded batch's changes, decoded ahead: one per event (nil: the event changes nothing).
+    struct DecodedBatch: Sendable {
+        let eventIDs: [UUID]
+        let changes: [FoldChange?]
+    }
+
+    /// A folded projection decodes the batch ahead, while the runner applies the one before it.
+    /// An event its fold refuses leaves nothing decoded ahead: `apply` then decodes the batch
+    /// itself, fails it, and the runner goes one event at a time.
+    public func prepare(_ events: [RecordedEvent]) async -> (any Sendable)? {
+        guard !events.isEmpty, let folding = projection as? any FoldingPostgresProjection else { return nil }
+        return try? await Self.decodeEach(folding, events)
+    }
+
+    private static func decodeEach<F: FoldingPostgresProjection>(_ folding: F, _ events: [RecordedEvent]) async throws -> DecodedBatch {
+        func changes(_ part: ArraySlice<RecordedEvent>) throws -> [FoldChange?] { try part.map { try folding.foldChange(for: $0) } }
+        let middle = events.count / 2
+        // Two tasks for a large batch, as `RowFolder.decode`.
+        guard events.count >= 1_000 else { return DecodedBatch(eventIDs: events.map(\.eventID), changes: try changes(events[...])) }
+        async let first = changes(events[..<middle])
+        let second = try changes(events[middle...])
+        return DecodedBatch(eventIDs: events.map(\.eventID), changes: try await first + second)
+    }
+
+    public func apply(_ steps: [ProjectionStep<[SQLStatement]>], prepared: (any Sendable)?, after: Checkpoint, through: Checkpoint, epoch: Int64) async throws {
+        guard let decoded = prepared as? DecodedBatch, decoded.eventIDs.elementsEqual(steps.lazy.map(\.event.eventID)) else {
+            return try await apply(steps, after: after, through: through, epoch: epoch)
+        }
+        // The changes of the events the runner applies (not those parked or held).
+        let changes = zip(steps, decoded.changes).compactMap { step, change -> FoldChange? in
+            if case .apply = step { change } else { nil }
+        }
+        try await commit(steps, .fold(changes), after: after, through: through, epoch: epoch)
+    }
+
     public func apply(_ steps: [ProjectionStep<[SQLStatement]>], after: Checkpoint, through: Checkpoint, epoch: Int64) async throws {
         let prepared = try await prepare(steps.compactMap { step in
             if case .apply(let event, let statements) = step { (event, statements) } else { nil }
         })
+        try await commit(steps, prepared, after: after, through: through, epoch: epoch)
+    }
+
+    private func commit(
+        _ steps: [ProjectionStep<[SQLStatement]>], _ prepared: PreparedWrites, after: Checkpoint, through: Checkpoint, epoch: Int64
+    ) async throws {
         try await transaction { connection in
             try await table.advance(after: after, through: through, epoch: epoch, on: connection) { generation in
                 try await write(prepared, tables: physicalNames(generation: generation), on: connection)

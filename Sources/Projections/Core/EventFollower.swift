@@ -37,28 +37,45 @@ public struct EventFollower: Sendable {
         from start: Checkpoint, onIdle: @Sendable () async throws -> Void = {},
         _ handle: @Sendable ([RecordedEvent]) async throws -> Void
     ) async throws {
+        try await follow(from: start, onIdle: onIdle, prepare: { _ in () }) { batch, _ in try await handle(batch) }
+    }
+
+    /// As `follow(from:onIdle:_:)`, with `prepare` run on each batch before it is handed over.
+    /// While the follower is behind, the next batch is read and prepared while this one is
+    /// handled, so `prepare` must depend on the batch's events alone (decoding them), never on
+    /// what handling the batches before it did.
+    public func follow<Prepared: Sendable>(
+        from start: Checkpoint, onIdle: @Sendable () async throws -> Void = {},
+        prepare: @escaping @Sendable ([RecordedEvent]) async -> Prepared,
+        _ handle: @Sendable ([RecordedEvent], Prepared) async throws -> Void
+    ) async throws {
+        let store = self.store, batchSize = self.batchSize
+        @Sendable func page(after checkpoint: Checkpoint) async throws -> ([RecordedEvent], Prepared) {
+            let batch = try await store.readAll(after: checkpoint, limit: batchSize)
+            return (batch, await prepare(batch))
+        }
         var checkpoint = start
         var heldSince: ContinuousClock.Instant?
-        var prefetched: [RecordedEvent]?
+        var prefetched: ([RecordedEvent], Prepared)?
         while !Task.isCancelled {
             let generation = signal.generation
-            let batch: [RecordedEvent]
+            let batch: [RecordedEvent], prepared: Prepared
             if let ready = prefetched {
-                batch = ready
+                (batch, prepared) = ready
             } else {
-                batch = try await store.readAll(after: checkpoint, limit: batchSize)
+                (batch, prepared) = try await page(after: checkpoint)
             }
             prefetched = nil
             if let last = batch.last {
                 if batch.count == batchSize {
-                    // Behind the log: read the next page while this one is handled.
-                    async let next = store.readAll(after: last.checkpoint, limit: batchSize)
-                    try await handle(batch)
+                    // Behind the log: read and prepare the next page while this one is handled.
+                    async let next = page(after: last.checkpoint)
+                    try await handle(batch, prepared)
                     checkpoint = last.checkpoint
                     prefetched = try await next
                     continue
                 }
-                try await handle(batch)
+                try await handle(batch, prepared)
                 checkpoint = last.checkpoint
             }
             if let probe = store as? any HoldBackProbe, (try? await probe.heldBack(after: checkpoint)) == true {

@@ -22,6 +22,12 @@ public protocol ProjectionStore: Sendable {
     /// `ProjectionError.fenced` otherwise, and `checkpointMoved` when the stored checkpoint is not
     /// `after` (e.g. a Redis that restarted empty), so the runner reloads it and replays.
     func apply(_ steps: [ProjectionStep<Writes>], after: Checkpoint, through: Checkpoint, epoch: Int64) async throws
+    /// Work on a batch that depends on its events alone (a folded read model decodes them), done
+    /// before `apply`, while the runner applies the batch before it. Nil: nothing to do ahead.
+    func prepare(_ events: [RecordedEvent]) async -> (any Sendable)?
+    /// `apply`, given what `prepare` made of the same batch (the steps are the batch's events, in
+    /// order; `prepared` may be nil, or from a `prepare` that found nothing to do ahead).
+    func apply(_ steps: [ProjectionStep<Writes>], prepared: (any Sendable)?, after: Checkpoint, through: Checkpoint, epoch: Int64) async throws
     /// Applies events released from parking (retried, or held behind one that was settled)
     /// without moving the checkpoint, and forgets their parked records.
     func applyReleased(_ events: [(RecordedEvent, Writes)], epoch: Int64) async throws
@@ -37,6 +43,10 @@ public protocol ProjectionStore: Sendable {
 
 extension ProjectionStore {
     public var batchSize: Int { 500 }
+    public func prepare(_ events: [RecordedEvent]) async -> (any Sendable)? { nil }
+    public func apply(_ steps: [ProjectionStep<Writes>], prepared: (any Sendable)?, after: Checkpoint, through: Checkpoint, epoch: Int64) async throws {
+        try await apply(steps, after: after, through: through, epoch: epoch)
+    }
     public func upgradeIfNeeded(events: any EventStore) async throws -> Bool { false }
     public func refusedData(_ error: any Error) -> String? { nil }
 }

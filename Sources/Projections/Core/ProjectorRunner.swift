@@ -82,15 +82,16 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
         let held = HeldStreams(try await parking.heldStreams(projector: name))
         let follower = EventFollower(store: events, signal: signal, batchSize: batchSize, pollInterval: pollInterval, logger: logger)
         let applied = Mutex(start)
+        let store = self.store
         try await follower.follow(from: start, onIdle: {
             metrics.caughtUp()
             try await settleRequests(epoch: epoch, held: held)
-        }) { batch in
+        }, prepare: { await store.prepare($0) }) { batch, prepared in
             var steps = batch.map { step(for: $0, held: held) }
             let through = batch[batch.count - 1].checkpoint
             let after = applied.withLock { $0 }
             do {
-                try await store.apply(steps, after: after, through: through, epoch: epoch)
+                try await store.apply(steps, prepared: prepared, after: after, through: through, epoch: epoch)
             } catch where store.refusedData(error) != nil {
                 logger.warning("the read model refused a batch's data; applying it event by event", metadata: [
                     "error": "\(store.refusedData(error) ?? "")", "events": "\(steps.count)",
