@@ -132,6 +132,30 @@ final class AppendGroups: Sendable {
         }
     }
 
+    /// One row per request, each with its own version check; the `events_chain` trigger chains
+    /// each row's hash (the benchmark's unchained appends store an empty one instead).
+    static func insertSQL(hash: String) -> String {
+        """
+        INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, hash)
+        SELECT t.stream, head.version + 1, t.id, t.type, t.version, t.data::jsonb, t.meta::jsonb, \(hash)
+        FROM unnest($1::text[], $2::uuid[], $3::text[], $4::int4[], $5::text[], $6::text[], $7::int8[], $8::bool[])
+               WITH ORDINALITY AS t(stream, id, type, version, data, meta, exact, must_exist, ord)
+        CROSS JOIN LATERAL (SELECT COALESCE(max(e.stream_version), 0) AS version FROM events e WHERE e.stream_id = t.stream) AS head
+        WHERE (t.exact < 0 OR head.version = t.exact) AND (NOT t.must_exist OR head.version > 0)
+        ORDER BY t.ord
+        ON CONFLICT DO NOTHING
+        RETURNING event_id, stream_id, global_position, stream_version, transaction_id::text
+        """
+    }
+
+    enum ChainedInsert: PreparedSQL {
+        static let sql = insertSQL(hash: "NULL::bytea")
+    }
+
+    enum UnchainedInsert: PreparedSQL {
+        static let sql = insertSQL(hash: "'\\x'::bytea")
+    }
+
     private func insert(_ requests: [Request]) async throws -> [Outcome] {
         var streams: [String] = [], ids: [UUID] = [], types: [String] = [], versions: [Int32] = []
         var data: [String] = [], metadata: [String] = [], exact: [Int64] = [], mustExist: [Bool] = []
@@ -151,23 +175,21 @@ final class AppendGroups: Sendable {
             case .exact(let version): exact.append(version); mustExist.append(false)
             }
         }
-        let hash = chained ? "NULL::bytea" : "'\\x'::bytea"
-        // Each row's version check is its own; the `events_chain` trigger chains each row's hash.
-        let query: PostgresQuery = """
-            INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, hash)
-            SELECT t.stream, head.version + 1, t.id, t.type, t.version, t.data::jsonb, t.meta::jsonb, \(unescaped: hash)
-            FROM unnest(\(streams), \(ids), \(types), \(versions), \(data), \(metadata), \(exact), \(mustExist))
-                   WITH ORDINALITY AS t(stream, id, type, version, data, meta, exact, must_exist, ord)
-            CROSS JOIN LATERAL (SELECT COALESCE(max(e.stream_version), 0) AS version FROM events e WHERE e.stream_id = t.stream) AS head
-            WHERE (t.exact < 0 OR head.version = t.exact) AND (NOT t.must_exist OR head.version > 0)
-            ORDER BY t.ord
-            ON CONFLICT DO NOTHING
-            RETURNING event_id, stream_id, global_position, stream_version, transaction_id::text
-            """
+        func bind(_ bindings: inout PostgresBindings) {
+            bindings.append(streams)
+            bindings.append(ids)
+            bindings.append(types)
+            bindings.append(versions)
+            bindings.append(data)
+            bindings.append(metadata)
+            bindings.append(exact)
+            bindings.append(mustExist)
+        }
+        let rows = chained
+            ? try await client.execute(Prepared<ChainedInsert>(bind), logger: logger)
+            : try await client.execute(Prepared<UnchainedInsert>(bind), logger: logger)
         var written: [UUID: (stream: String, outcome: Outcome)] = [:]
-        for try await (id, stream, position, version, transaction) in try await client.query(query, logger: logger).decode(
-            (UUID, String, Int64, Int64, String).self)
-        {
+        for try await (id, stream, position, version, transaction) in rows.decode((UUID, String, Int64, Int64, String).self) {
             written[id] = (stream, .written(position: position, version: version, transaction: transaction))
         }
         return requests.map { request in

@@ -13,11 +13,13 @@ public struct PostgresSnapshotStore: SnapshotStore {
         self.logger = logger
     }
 
+    /// Every command's load asks for this first.
+    enum Latest: PreparedSQL {
+        static let sql = "SELECT stream_version, state_version, data::text FROM snapshots WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1"
+    }
+
     public func latest(_ streamID: String) async throws -> Snapshot? {
-        let rows = try await client.query("""
-            SELECT stream_version, state_version, data::text FROM snapshots
-            WHERE stream_id = \(streamID) ORDER BY stream_version DESC LIMIT 1
-            """, logger: logger)
+        let rows = try await client.execute(Prepared<Latest> { $0.append(streamID) }, logger: logger)
         for try await (version, stateVersion, data) in rows.decode((Int64, Int32, String).self) {
             return Snapshot(streamID: streamID, streamVersion: version, stateVersion: Int(stateVersion), data: PostgresText.decodeJSON(Data(data.utf8)))
         }

@@ -44,12 +44,16 @@ public struct PostgresParkedEventStore: ParkedEventStore {
         return held
     }
 
-    public func requested(projector: String) async throws -> [ParkedEvent] {
-        try await fetch("""
-            SELECT \(unescaped: Self.columns) FROM parked_events
-            WHERE projector = \(projector) AND held_behind IS NULL AND status <> 'parked'
+    /// A runner asks before every batch.
+    enum Requested: PreparedSQL {
+        static let sql = """
+            SELECT \(columns) FROM parked_events WHERE projector = $1 AND held_behind IS NULL AND status <> 'parked'
             ORDER BY parked_events.transaction_id, parked_events.global_position
-            """)
+            """
+    }
+
+    public func requested(projector: String) async throws -> [ParkedEvent] {
+        try await fetch(client.execute(Prepared<Requested> { $0.append(projector) }, logger: logger))
     }
 
     public func heldBehind(projector: String, eventID: UUID) async throws -> [ParkedEvent] {
@@ -104,8 +108,11 @@ public struct PostgresParkedEventStore: ParkedEventStore {
     }
 
     private func fetch(_ query: PostgresQuery) async throws -> [ParkedEvent] {
+        try await fetch(client.query(query, logger: logger))
+    }
+
+    private func fetch<Rows: AsyncSequence>(_ rows: Rows) async throws -> [ParkedEvent] where Rows.Element == PostgresRow {
         var result: [ParkedEvent] = []
-        let rows = try await client.query(query, logger: logger)
         for try await (projector, id, stream, version, tx, position, error, attempts, behind, status, parkedAt) in rows.decode(
             (String, UUID, String, Int64, String, Int64, String, Int32, UUID?, String, Date).self)
         {

@@ -46,13 +46,19 @@ struct ProjectorCheckpointTable {
         }
     }
 
+    /// Every batch of every runner runs these two.
+    enum Lock: PreparedSQL {
+        static let sql = "SELECT epoch, generation, transaction_id::text, position FROM projector_checkpoints WHERE projector = $1 FOR UPDATE"
+    }
+
+    enum Move: PreparedSQL {
+        static let sql = "UPDATE projector_checkpoints SET transaction_id = $1::xid8, position = $2, updated_at = now() WHERE projector = $3"
+    }
+
     /// Locks the row for the transaction and returns the generation and stored checkpoint, or
     /// throws `fenced` when another holder's epoch is newer.
     func lock(epoch: Int64, on connection: PostgresConnection) async throws -> (generation: Int, checkpoint: Checkpoint) {
-        let rows = try await connection.query("""
-            SELECT epoch, generation, transaction_id::text, position FROM projector_checkpoints
-            WHERE projector = \(projector) FOR UPDATE
-            """, logger: logger)
+        let rows = try await connection.execute(Prepared<Lock> { $0.append(projector) }, logger: logger)
         for try await (current, generation, tx, position) in rows.decode((Int64, Int32, String, Int64).self) {
             guard current == epoch else { throw ProjectionError.fenced(projector: projector) }
             return (Int(generation), Checkpoint(transactionID: UInt64(tx) ?? 0, position: position))
@@ -74,10 +80,10 @@ struct ProjectorCheckpointTable {
     }
 
     func move(to through: Checkpoint, on connection: PostgresConnection) async throws {
-        _ = try await connection.query("""
-            UPDATE projector_checkpoints
-            SET transaction_id = \(String(through.transactionID))::xid8, position = \(through.position), updated_at = now()
-            WHERE projector = \(projector)
-            """, logger: logger)
+        for try await _ in try await connection.execute(Prepared<Move> {
+            $0.append(String(through.transactionID))
+            $0.append(through.position)
+            $0.append(projector)
+        }, logger: logger) {}
     }
 }
