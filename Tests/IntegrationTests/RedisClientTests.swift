@@ -86,4 +86,37 @@ import Testing
             do { _ = try await redis.command("PING") } catch let error as RedisError { throw RedisError(error.code, "") }
         }
     }
+
+    /// A call that gets no reply in time closes its connection: the late reply must not become
+    /// the answer to the next call on the same connection.
+    @Test func aCallThatTimesOutDoesNotShiftTheRepliesOfTheNextCalls() async throws {
+        let redis = RedisClient(settings: try TestServers.redis(), poolSize: 1, timeout: .milliseconds(300), logger: TestServers.logger)
+        let key = Self.key("late")
+        _ = try await redis.command("SET", key, "mine")
+        let id = try #require(try await redis.command("CLIENT", "ID").integer)
+        // BLPOP on an empty list answers nil after one second: after the call has timed out.
+        await #expect(throws: RedisError.self) { try await redis.command("BLPOP", Self.key("empty"), "1") }
+        try await Task.sleep(for: .milliseconds(1_200))
+        #expect(try await redis.command("GET", key) == .string("mine"))
+        #expect(try await redis.command("CLIENT", "ID").integer != id, "the timed-out connection was reused")
+        _ = try await redis.command("DEL", key)
+    }
+
+    /// Pipelined requests from many callers on one connection each get their own replies.
+    @Test func concurrentPipelinesOnOneConnectionGetTheirOwnReplies() async throws {
+        let redis = try Self.client(poolSize: 1)
+        let prefix = Self.key("own")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for caller in 0..<50 {
+                group.addTask {
+                    let keys = (0..<5).map { "\(prefix):\(caller):\($0)" }
+                    _ = try await redis.pipeline(keys.map { ["SET", $0, "\(caller)-\($0)"] })
+                    let values = try await redis.pipeline(keys.map { ["GET", $0] })
+                    #expect(values == keys.map { .string("\(caller)-\($0)") })
+                    _ = try await redis.pipeline(keys.map { ["DEL", $0] })
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
 }

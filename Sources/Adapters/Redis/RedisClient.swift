@@ -1,6 +1,8 @@
 import Crypto
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import Synchronization
 
 /// A Lua script, called by its SHA-1 (`EVALSHA`) and loaded on the first `NOSCRIPT`.
@@ -14,28 +16,41 @@ public struct RedisScript: Sendable {
     }
 }
 
-/// Redis over hiredis: a small pool of blocking connections used from the blocking-I/O thread
-/// pool, never from an event loop. A connection that saw an I/O error is dropped, so the next call
-/// reconnects: a Redis restart costs the calls in flight, not the client.
+/// Redis on SwiftNIO: a few connections, each carrying any number of requests at once (RESP
+/// pipelining), read and written on the event loops. A call costs one hop to an event loop and one
+/// back, not a blocking thread of its own (the hiredis pool this replaced held a thread for every
+/// call in flight and queued callers behind eight connections; under 32 concurrent `GET`s its
+/// p99 was twice the inline call's). A connection that fails or times out is closed, failing the
+/// calls it carried, and the next call opens a new one: a Redis restart costs the calls in
+/// flight, not the client.
 public final class RedisClient: Sendable {
     public let settings: RedisSettings
-    let poolSize: Int
+    let connections: Int
     let timeout: Duration
     let logger: Logger
 
-    private struct Pool {
-        var idle: [RedisConnection] = []
-        var open = 0
-        var waiters: [CheckedContinuation<Void, Never>] = []
+    private enum Slot {
+        case empty
+        case connecting(EventLoopFuture<any Channel>)
+        case ready(any Channel)
     }
 
-    private let pool = Mutex(Pool())
+    private let slots: Mutex<[Slot]>
+    private let next = Atomic<Int>(0)
 
-    public init(settings: RedisSettings, poolSize: Int = 8, timeout: Duration = .seconds(2), logger: Logger) {
+    /// - Parameter poolSize: connections, each shared by every caller it is given to.
+    public init(settings: RedisSettings, poolSize: Int = 2, timeout: Duration = .seconds(2), logger: Logger) {
         self.settings = settings
-        self.poolSize = max(1, poolSize)
+        connections = max(1, poolSize)
         self.timeout = timeout
         self.logger = logger
+        slots = Mutex(Array(repeating: .empty, count: max(1, poolSize)))
+    }
+
+    deinit {
+        slots.withLock { slots in
+            for case .ready(let channel) in slots { channel.close(promise: nil) }
+        }
     }
 
     public func command(_ args: String...) async throws -> RedisValue {
@@ -43,93 +58,111 @@ public final class RedisClient: Sendable {
     }
 
     public func command(_ args: [String]) async throws -> RedisValue {
-        try await withConnection { try $0.command(args) }
+        try await send([args])[0].get()
     }
 
-    /// Sends all commands in one round trip; replies in order.
+    /// Sends all commands in one round trip; replies in order. An error reply to one command does
+    /// not stop the others; the first is thrown after all are read.
     public func pipeline(_ commands: [[String]]) async throws -> [RedisValue] {
         guard !commands.isEmpty else { return [] }
-        return try await withConnection { try $0.pipeline(commands) }
+        let replies = try await send(commands)
+        return try replies.map { try $0.get() }
     }
 
     /// Runs a script by SHA-1, loading it first if this server does not know it yet.
     public func eval(_ script: RedisScript, keys: [String], args: [String]) async throws -> RedisValue {
         let tail = [String(keys.count)] + keys + args
-        return try await withConnection { connection in
-            do {
-                return try connection.command(["EVALSHA", script.sha1] + tail)
-            } catch let error as RedisError where error.code == .noScript {
-                return try connection.command(["EVAL", script.source] + tail)
-            }
-        }
-    }
-
-    private func withConnection<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws -> T) async throws -> T {
-        let connection = try await checkOut()
         do {
-            let result = try await BlockingIO.run { try body(connection) }
-            checkIn(connection)
-            return result
-        } catch {
-            checkIn(connection)
-            throw error
+            return try await command(["EVALSHA", script.sha1] + tail)
+        } catch let error as RedisError where error.code == .noScript {
+            return try await command(["EVAL", script.source] + tail)
         }
     }
 
-    private func checkOut() async throws -> RedisConnection {
-        while true {
-            enum Next { case reuse(RedisConnection), create, wait }
-            let next: Next = pool.withLock { pool in
-                if let connection = pool.idle.popLast() { return .reuse(connection) }
-                if pool.open < poolSize {
-                    pool.open += 1
-                    return .create
-                }
-                return .wait
+    private func send(_ commands: [[String]]) async throws -> [RESP.Reply] {
+        let channel = try await channel(next.wrappingAdd(1, ordering: .relaxed).oldValue % connections)
+        return try await Self.send(commands, on: channel, timeout: timeout)
+    }
+
+    /// Writes a request and waits for its replies. A request that times out closes its
+    /// connection: a reply arriving later would belong to no one and shift every reply after it.
+    private static func send(_ commands: [[String]], on channel: any Channel, timeout: Duration) async throws -> [RESP.Reply] {
+        let promise = channel.eventLoop.makePromise(of: [RESP.Reply].self)
+        let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)) {
+            promise.fail(RedisError(.connection, "no reply within \(timeout)"))
+            channel.close(promise: nil)
+        }
+        promise.futureResult.whenComplete { _ in deadline.cancel() }
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        // A write the channel refuses (it closed meanwhile) never reaches the handler's queue.
+        written.futureResult.whenFailure { error in promise.fail(error as? RedisError ?? RedisError(.connection, "send failed: \(error)")) }
+        channel.writeAndFlush(RedisRequestHandler.Request(commands: commands, promise: promise), promise: written)
+        return try await promise.futureResult.get()
+    }
+
+    /// The slot's open connection, opening one (and authenticating it) if it has none.
+    private func channel(_ index: Int) async throws -> any Channel {
+        let (future, opened): (EventLoopFuture<any Channel>, Bool) = slots.withLock { slots in
+            switch slots[index] {
+            case .ready(let channel) where channel.isActive:
+                return (channel.eventLoop.makeSucceededFuture(channel), false)
+            case .connecting(let future):
+                return (future, false)
+            default:
+                let future = open()
+                slots[index] = .connecting(future)
+                return (future, true)
             }
-            switch next {
-            case .reuse(let connection):
-                return connection
-            case .create:
-                do {
-                    let settings = settings, timeout = timeout
-                    return try await BlockingIO.run { try RedisConnection(settings, timeout: timeout) }
-                } catch {
-                    release(slot: true)
-                    throw error
-                }
-            case .wait:
-                await withCheckedContinuation { continuation in
-                    let resumeNow = pool.withLock { pool -> Bool in
-                        if !pool.idle.isEmpty || pool.open < poolSize { return true }
-                        pool.waiters.append(continuation)
-                        return false
+        }
+        if opened {
+            future.whenComplete { [weak self] result in
+                self?.slots.withLock { slots in
+                    guard case .connecting(let pending) = slots[index], pending === future else { return }
+                    switch result {
+                    case .success(let channel): slots[index] = .ready(channel)
+                    case .failure: slots[index] = .empty
                     }
-                    if resumeNow { continuation.resume() }
                 }
             }
         }
+        do {
+            return try await future.get()
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError(.connection, "connect to \(settings.host):\(settings.port) failed: \(error)")
+        }
     }
 
-    /// Returns a usable connection to the pool, or frees its slot if it broke.
-    private func checkIn(_ connection: RedisConnection) {
-        if connection.isUsable {
-            let waiter = pool.withLock { pool -> CheckedContinuation<Void, Never>? in
-                pool.idle.append(connection)
-                return pool.waiters.isEmpty ? nil : pool.waiters.removeFirst()
+    private func open() -> EventLoopFuture<any Channel> {
+        let settings = settings, timeout = timeout
+        let connected = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(RedisRequestHandler())
+                }
             }
-            waiter?.resume()
-        } else {
-            logger.warning("redis connection broken; it will be replaced")
-            release(slot: true)
+            .connect(host: settings.host, port: settings.port)
+        return connected.flatMap { channel in
+            var hello: [[String]] = []
+            if let password = settings.password { hello.append(["AUTH", password]) }
+            if settings.database != 0 { hello.append(["SELECT", String(settings.database)]) }
+            guard !hello.isEmpty else { return channel.eventLoop.makeSucceededFuture(channel) }
+            let commands = hello
+            let promise = channel.eventLoop.makePromise(of: (any Channel).self)
+            promise.completeWithTask {
+                for reply in try await Self.send(commands, on: channel, timeout: timeout) {
+                    if case .failure(let error) = reply {
+                        channel.close(promise: nil)
+                        throw error
+                    }
+                }
+                return channel
+            }
+            return promise.futureResult
         }
-    }
-
-    private func release(slot: Bool) {
-        let waiter = pool.withLock { pool -> CheckedContinuation<Void, Never>? in
-            if slot { pool.open -= 1 }
-            return pool.waiters.isEmpty ? nil : pool.waiters.removeFirst()
-        }
-        waiter?.resume()
     }
 }
