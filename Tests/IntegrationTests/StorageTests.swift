@@ -189,6 +189,13 @@ import Testing
                     if visible.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
                 }
                 #expect(visible.map(\.position) == appended.positions)
+                // Past the last event nothing is held back (once other tests' transactions end).
+                var held = true
+                for _ in 0..<500 where held {
+                    held = try await store.heldBack(after: visible.last!.checkpoint)
+                    if held { try await Task.sleep(for: .milliseconds(10)) }
+                }
+                #expect(!held, "held back after the last event")
             }
         }
     }

@@ -65,6 +65,17 @@ public struct PostgresEventStore: EventStore, CorrelationReader {
             """
     }
 
+    /// The first event after ($1, $2) that an open transaction holds back, if any: every follower
+    /// asks each time it catches up. Written as the first row in index order, not `EXISTS`: the
+    /// generic plan of `EXISTS (…)` scanned the table (3.4 ms), this one starts at the checkpoint.
+    enum HeldBack: PreparedSQL {
+        static let sql = """
+            SELECT 1 FROM events
+            WHERE (transaction_id, global_position) > ($1::xid8, $2) AND transaction_id >= pg_snapshot_xmin(pg_current_snapshot())
+            ORDER BY events.transaction_id, events.global_position LIMIT 1
+            """
+    }
+
     /// All events of the command whose first event id is $1: the repeat check before every command.
     enum PriorAppend: PreparedSQL {
         static let sql = """
@@ -200,14 +211,11 @@ public struct PostgresEventStore: EventStore, CorrelationReader {
     /// Whether committed events wait behind a transaction that is still open: the reader is held
     /// back. Cheap: one probe of the safe-order index.
     public func heldBack(after checkpoint: Checkpoint) async throws -> Bool {
-        // Not prepared: Postgres' generic plan for it scanned the index from its start (3.4 ms
-        // against 0.03 planned for the values at hand).
-        let rows = try await client.query("""
-            SELECT EXISTS (SELECT 1 FROM events
-              WHERE (transaction_id, global_position) > (\(String(checkpoint.transactionID))::xid8, \(checkpoint.position))
-                AND transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))
-            """, logger: logger)
-        for try await held in rows.decode(Bool.self) { return held }
+        let rows = try await client.execute(Prepared<HeldBack> {
+            $0.append(String(checkpoint.transactionID))
+            $0.append(checkpoint.position)
+        }, logger: logger)
+        for try await _ in rows { return true }
         return false
     }
 
