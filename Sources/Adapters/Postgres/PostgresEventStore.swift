@@ -200,7 +200,6 @@ public struct PostgresEventStore: EventStore, CorrelationReader {
     }
 
     public func readAll(after checkpoint: Checkpoint, limit: Int) async throws -> [RecordedEvent] {
-        // Only transactions older than every open one: their events can no longer be overtaken.
         try await fetch(Prepared<ReadAll> {
             $0.append(String(checkpoint.transactionID))
             $0.append(checkpoint.position)

@@ -88,7 +88,7 @@ public final class RedisClient: Sendable {
     /// connection: a reply arriving later would belong to no one and shift every reply after it.
     private static func send(_ commands: [[String]], on channel: any Channel, timeout: Duration) async throws -> [RESP.Reply] {
         let promise = channel.eventLoop.makePromise(of: [RESP.Reply].self)
-        let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)) {
+        let deadline = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
             promise.fail(RedisError(.connection, "no reply within \(timeout)"))
             channel.close(promise: nil)
         }
@@ -109,6 +109,7 @@ public final class RedisClient: Sendable {
             case .connecting(let future):
                 return (future, false)
             default:
+                if case .ready = slots[index] { logger.warning("redis connection broken; opening a new one") }
                 let future = open()
                 slots[index] = .connecting(future)
                 return (future, true)
@@ -137,7 +138,7 @@ public final class RedisClient: Sendable {
     private func open() -> EventLoopFuture<any Channel> {
         let settings = settings, timeout = timeout
         let connected = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+            .connectTimeout(TimeAmount(timeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
