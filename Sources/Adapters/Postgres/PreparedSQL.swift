@@ -12,10 +12,11 @@ protocol PreparedSQL {
 }
 
 /// `client.execute(Prepared<Some>(…))`: PostgresNIO prepares it on a connection the first time
-/// that connection runs it, under a name of its own.
+/// that connection runs it, under the fully qualified name of `Some`: a connection runs whatever
+/// it prepared under a name, so two statements must never share one.
 struct Prepared<SQL: PreparedSQL>: PostgresPreparedStatement {
     typealias Row = PostgresRow
-    static var name: String { "chronicle_" + String(describing: SQL.self) }
+    static var name: String { String(reflecting: SQL.self) }
     static var sql: String { SQL.sql }
     let bindings: PostgresBindings
 
