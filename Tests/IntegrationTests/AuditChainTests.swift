@@ -42,7 +42,7 @@ import Testing
                 if checkpoint?.eventCount != 13 {
                     // Once seen in CI (14, under load, 70 s in this wait): what the log held then.
                     let rows = try await database.client.query(
-                        "SELECT stream_id, stream_version, global_position, transaction_id::text FROM events ORDER BY transaction_id, global_position",
+                        "SELECT stream_id, stream_version, global_position, transaction_id::text FROM events ORDER BY events.transaction_id, events.global_position",
                         logger: TestServers.logger).decode((String, Int64, Int64, String).self).all()
                     Issue.record("the checkpoint counted \(checkpoint?.eventCount ?? 0) events up to \(String(describing: checkpoint?.end)); the log holds \(rows)")
                 }

@@ -190,11 +190,14 @@ public struct PostgresAuditLog: Sendable {
 
     private func hashes(after key: Checkpoint, limit: Int) async throws -> [(key: Checkpoint, hash: Data)] {
         var page: [(key: Checkpoint, hash: Data)] = []
+        // `events.` in ORDER BY: unqualified, `transaction_id` names the text output column,
+        // which sorts 9813 after 10082, and the keyset pages overlapped where transaction ids
+        // gained a digit (a checkpoint counted 19 of 13 events).
         let rows = try await client.query("""
             SELECT transaction_id::text, global_position, hash FROM events
             WHERE (transaction_id, global_position) > (\(String(key.transactionID))::xid8, \(key.position))
               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-            ORDER BY transaction_id, global_position LIMIT \(Int64(limit))
+            ORDER BY events.transaction_id, events.global_position LIMIT \(Int64(limit))
             """, logger: logger)
         for try await (transaction, position, hash) in rows.decode((String, Int64, Data).self) {
             page.append((Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position), hash))
