@@ -103,4 +103,35 @@ import Testing
         }
         return operations
     }
+
+    /// A command that takes an `Idempotency-Key` can answer 422 (the key was used for another
+    /// command), so its operation documents 422 (schemathesis found three that did not).
+    @Test func everyOperationTakingAnIdempotencyKeyDocuments422() throws {
+        let document = try String(contentsOf: TestServers.root.appendingPathComponent("Sources/API/openapi.yaml"), encoding: .utf8)
+        var path = "", operation: String?, takesKey = false, documents422 = false
+        var missing: [String] = []
+        func close() {
+            if let operation, takesKey, !documents422 { missing.append(operation) }
+            operation = nil
+            takesKey = false
+            documents422 = false
+        }
+        for line in document.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("  /"), line.hasSuffix(":") {
+                close()
+                path = String(line.dropFirst(2).dropLast())
+            } else if !line.hasPrefix(" ") {
+                close()
+            } else if let method = ["get", "post", "patch", "delete", "put"].first(where: { line == "    \($0):" }) {
+                close()
+                operation = "\(method.uppercased()) \(path)"
+            } else if line.contains("#/components/parameters/IdempotencyKey") {
+                takesKey = true
+            } else if line.trimmingCharacters(in: .whitespaces) == "'422':" {
+                documents422 = true
+            }
+        }
+        close()
+        #expect(missing.isEmpty, "operations taking an Idempotency-Key without a 422: \(missing)")
+    }
 }
