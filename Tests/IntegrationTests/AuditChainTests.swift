@@ -19,53 +19,50 @@ import Testing
     }
 
     /// A source database with four streams (single and multi-event appends) and a checkpoint,
-    /// then `body` with a fresh copy of it per call.
-    static func withTamperableLog(_ body: @Sendable (_ copy: @Sendable () async throws -> String) async throws -> Void) async throws {
-        let base = try TestServers.postgres()
-        let source = "chronicle_audit_\(UUID().uuidString.prefix(8).lowercased())"
-        try await TestServers.createMigrated(source)
-        var copies: [String] = []
-        let made = Copies()
-        do {
-            try await ChronicleDatabase.withRunning(base.with(database: source), logger: TestServers.logger) { database in
-                let store = database.eventStore
-                for stream in ["probe-a", "probe-b", "probe-c"] {
-                    _ = try await store.append(to: stream, expected: .noStream, events: [event(1), event(2)])
-                    _ = try await store.append(to: stream, expected: .exact(2), events: [event(3)])
-                    _ = try await store.append(to: stream, expected: .exact(3), events: [event(4)])
+    /// then `body` with a fresh copy of it per call. On a Postgres of its own: a checkpoint
+    /// covers only what no open transaction in any database of the server can still overtake,
+    /// and on the shared server the other tests' transactions made that wait (and the copies,
+    /// which need the source to have no connections) last minutes under CI's load.
+    static func withTamperableLog(_ body: @Sendable (_ copy: @Sendable () async throws -> PostgresSettings) async throws -> Void) async throws {
+        try await PrivateServer.with("postgres") { server in
+            let base = try PostgresSettings(url: server.postgresURL)
+            let source = "chronicle_audit"
+            do {
+                try await ChronicleDatabase.withRunning(base, logger: TestServers.logger) { admin in try await admin.createDatabase(source) }
+                try await ChronicleDatabase.withRunning(base.with(database: source), logger: TestServers.logger) { database in
+                    _ = try await database.migrate(try TestServers.migrator())
+                    let store = database.eventStore
+                    for stream in ["probe-a", "probe-b", "probe-c"] {
+                        _ = try await store.append(to: stream, expected: .noStream, events: [event(1), event(2)])
+                        _ = try await store.append(to: stream, expected: .exact(2), events: [event(3)])
+                        _ = try await store.append(to: stream, expected: .exact(3), events: [event(4)])
+                    }
+                    _ = try await store.append(to: "probe-d", expected: .noStream, events: [event(1, "a \"quoted\" ünïcode \\u0000 text")])
+                    // Nothing else runs on this server, so nothing can hold these back for long.
+                    try await Watchdog.step("waiting until no transaction can overtake the 13 events") {
+                        while try await store.heldBack(after: .start) { try await Task.sleep(for: .milliseconds(20)) }
+                    }
+                    let checkpoint = try await PostgresAuditLog(client: database.client, logger: TestServers.logger).takeCheckpoint(key: key)
+                    #expect(checkpoint?.eventCount == 13, "the checkpoint counted \(checkpoint?.eventCount ?? 0) events up to \(String(describing: checkpoint?.end))")
                 }
-                _ = try await store.append(to: "probe-d", expected: .noStream, events: [event(1, "a \"quoted\" ünïcode \\u0000 text")])
-                // A checkpoint covers what no open transaction (in any database of the server) can
-                // still overtake: wait until that is all 13, once true for good.
-                while try await store.heldBack(after: .start) { try await Task.sleep(for: .milliseconds(20)) }
-                let checkpoint = try await PostgresAuditLog(client: database.client, logger: TestServers.logger).takeCheckpoint(key: key)
-                if checkpoint?.eventCount != 13 {
-                    // Once seen in CI (14, under load, 70 s in this wait): what the log held then.
-                    let rows = try await database.client.query(
-                        "SELECT stream_id, stream_version, global_position, transaction_id::text FROM events ORDER BY events.transaction_id, events.global_position",
-                        logger: TestServers.logger).decode((String, Int64, Int64, String).self).all()
-                    Issue.record("the checkpoint counted \(checkpoint?.eventCount ?? 0) events up to \(String(describing: checkpoint?.end)); the log holds \(rows)")
+                let made = Copies()
+                try await body {
+                    let name = "\(source)_\(made.next())"
+                    try await copy(source, to: name, base: base)
+                    return base.with(database: name)
                 }
+            } catch {
+                // PSQLError's own description says nothing (it hides the server's message).
+                Issue.record("the tamperable log failed: \(String(reflecting: error))")
+                throw error
             }
-            try await body {
-                let name = "\(source)_\(made.next())"
-                try await copy(source, to: name, base: base)
-                return name
-            }
-            copies = made.all(prefix: source)
-        } catch {
-            copies = made.all(prefix: source)
-            for name in copies + [source] { try? await drop(name, base: base) }
-            throw error
         }
-        for name in copies + [source] { try await drop(name, base: base) }
     }
 
     final class Copies: @unchecked Sendable {
         private let lock = NSLock()
         private var count = 0
         func next() -> Int { lock.withLock { count += 1; return count } }
-        func all(prefix: String) -> [String] { lock.withLock { (0..<count).map { "\(prefix)_\($0 + 1)" } } }
     }
 
     /// The source's last connections may take a moment to close; CREATE DATABASE … TEMPLATE needs none.
@@ -82,13 +79,9 @@ import Testing
         }
     }
 
-    static func drop(_ name: String, base: PostgresSettings) async throws {
-        try await ChronicleDatabase.withRunning(base, logger: TestServers.logger) { admin in try await admin.dropDatabase(name) }
-    }
-
     /// Tampers with the copy as its owner would, around the append-only trigger, then verifies.
-    static func tamper(_ name: String, _ sql: String, key: CheckpointKey? = key) async throws -> AuditVerification {
-        try await ChronicleDatabase.withRunning(try TestServers.postgres().with(database: name), logger: TestServers.logger) { database in
+    static func tamper(_ copy: PostgresSettings, _ sql: String, key: CheckpointKey? = key) async throws -> AuditVerification {
+        try await ChronicleDatabase.withRunning(copy, logger: TestServers.logger) { database in
             if !sql.isEmpty {
                 try await database.execute("""
                     ALTER TABLE events DISABLE TRIGGER events_append_only;
@@ -212,9 +205,7 @@ import Testing
         }
     }
 
-    static func url(_ name: String) throws -> String {
-        let s = try TestServers.postgres().with(database: name)
-        return "postgres://\(s.username)@\(s.host):\(s.port)/\(s.database)?sslmode=disable"
+    static func url(_ s: PostgresSettings) -> String { "postgres://\(s.username)@\(s.host):\(s.port)/\(s.database)?sslmode=disable"
     }
 
     /// Existing databases: migration 0006 chains the events stored before it.
