@@ -2,7 +2,11 @@ import Adapters
 import Commands
 import Events
 import Foundation
+import InMemoryLogging
+import Logging
 import PostgresNIO
+import Projections
+import Synchronization
 import Testing
 
 @testable import Adapters
@@ -176,11 +180,33 @@ import Testing
             try await database.client.withConnection { blocker in
                 _ = try await blocker.query("BEGIN", logger: TestServers.logger)
                 _ = try await blocker.query("SELECT pg_current_xact_id()", logger: TestServers.logger)
+                var pid: Int32 = 0
+                for try await found in try await blocker.query("SELECT pg_backend_pid()", logger: TestServers.logger).decode(Int32.self) {
+                    pid = found
+                }
                 let appended = try await store.append(to: "h-1", expected: .any, events: [
                     NewEvent(eventID: UUID(), eventType: "E", schemaVersion: 1, data: Data("{}".utf8), metadata: EventMetadata())
                 ])
                 #expect(try await store.readAll(after: .start, limit: 10).isEmpty, "read past an open older transaction")
                 #expect(try await store.heldBack(after: .start))
+                // The holder is named (among the oldest five: other tests' transactions on this
+                // server are open for milliseconds).
+                let holders = try await store.holdingBack()
+                #expect(holders.contains { $0.hasPrefix("pid \(pid) in database \(database.settings.database) ") }, "\(holders)")
+
+                // A follower waiting behind it warns, naming it, and hands nothing over meanwhile.
+                let log = InMemoryLogHandler()
+                let follower = EventFollower(
+                    store: store, signal: database.signal, heldBackWarning: .milliseconds(200), logger: Logger(label: "follower") { _ in log })
+                let handed = Mutex(0)
+                let following = Task { try await follower.follow(from: .start) { batch in handed.withLock { $0 += batch.count } } }
+                let warnings = { log.entries.filter { $0.level == .warning && $0.message.description.contains("held back") } }
+                for _ in 0..<500 where warnings().count < 2 { try await Task.sleep(for: .milliseconds(20)) }
+                following.cancel()
+                _ = await following.result
+                #expect(warnings().count >= 2, "\(log.entries)")
+                #expect(warnings().allSatisfy { "\($0.metadata["es.held_back_by"] ?? "")".contains("pid \(pid) ") }, "\(warnings())")
+                #expect(handed.withLock { $0 } == 0)
                 _ = try await blocker.query("COMMIT", logger: TestServers.logger)
                 // Other tests' transactions on the same server may hold it back a moment longer.
                 var visible: [RecordedEvent] = []

@@ -1,7 +1,26 @@
 import Commands
 import Events
 
-extension PostgresEventStore: HoldBackProbe {}
+extension PostgresEventStore: HoldBackProbe {
+    /// The horizon is the server's: any database's transaction with an id holds it, and so does
+    /// a prepared (two-phase) transaction, which no session shows.
+    public func holdingBack() async throws -> [String] {
+        let rows = try await client.query("""
+            SELECT description FROM (
+                SELECT age(backend_xid) AS age, format('pid %s in database %s (%s, %s, open %s s)', pid, coalesce(datname, '?'),
+                       coalesce(nullif(application_name, ''), client_addr::text, 'local'), coalesce(state, '?'),
+                       floor(extract(epoch FROM now() - xact_start))) AS description
+                FROM pg_stat_activity WHERE backend_xid IS NOT NULL
+                UNION ALL
+                SELECT age(transaction), format('prepared transaction %L in database %s (since %s)', gid, database, prepared)
+                FROM pg_prepared_xacts
+            ) open ORDER BY age DESC LIMIT 5
+            """, logger: logger)
+        var found: [String] = []
+        for try await description in rows.decode(String.self) { found.append(description) }
+        return found
+    }
+}
 
 extension PostgresEventStore: LagProbe {
     public func eventsAfter(_ checkpoint: Checkpoint, cap: Int) async throws -> Int {

@@ -123,6 +123,9 @@ extension ExpectedVersion {
 public protocol HoldBackProbe: Sendable {
     /// True when committed events after `checkpoint` wait behind a transaction still open.
     func heldBack(after checkpoint: Checkpoint) async throws -> Bool
+    /// The open transactions that hold readers back, oldest first, each described for an
+    /// operator (process id, database, client, state, age): what a warning names.
+    func holdingBack() async throws -> [String]
 }
 
 /// Optional: stores that can count what lies after a checkpoint, for lag metrics.

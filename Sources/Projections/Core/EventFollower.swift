@@ -13,17 +13,21 @@ public struct EventFollower: Sendable {
     public let signal: AppendSignal
     public let batchSize: Int
     public let pollInterval: Duration
+    /// How long the reader may wait behind an open transaction before it warns (and again after
+    /// each further such while, for as long as it waits).
+    public let heldBackWarning: Duration
     let heldBackSeconds: Metrics.Timer
     let logger: Logger
 
     public init(
         store: any EventStore, signal: AppendSignal, batchSize: Int = 500, pollInterval: Duration = .milliseconds(500),
-        metrics: any MetricsFactory = NOOPMetricsHandler.instance, logger: Logger = Logger(label: "chronicle.follower")
+        heldBackWarning: Duration = .seconds(30), metrics: any MetricsFactory = NOOPMetricsHandler.instance, logger: Logger = Logger(label: "chronicle.follower")
     ) {
         self.store = store
         self.signal = signal
         self.batchSize = batchSize
         self.pollInterval = pollInterval
+        self.heldBackWarning = heldBackWarning
         self.heldBackSeconds = Metrics.Timer(
             label: "chronicle_eventstore_reader_held_back_seconds", dimensions: [], preferredDisplayUnit: .seconds,
             factory: metrics)
@@ -56,6 +60,7 @@ public struct EventFollower: Sendable {
         }
         var checkpoint = start
         var heldSince: ContinuousClock.Instant?
+        var warned: ContinuousClock.Instant?
         var prefetched: ([RecordedEvent], Prepared)?
         while !Task.isCancelled {
             let generation = signal.generation
@@ -80,13 +85,26 @@ public struct EventFollower: Sendable {
             }
             if let probe = store as? any HoldBackProbe, (try? await probe.heldBack(after: checkpoint)) == true {
                 // Committed events wait behind an open transaction: poll briefly until it ends.
-                if heldSince == nil { heldSince = .now }
+                // A transaction left open (a forgotten session, a stuck client) would stall every
+                // reader of the log in silence: past a while, say which one, and again now and then.
+                let now = ContinuousClock.now
+                if heldSince == nil { heldSince = now }
+                if let since = heldSince, since.duration(to: now) >= heldBackWarning,
+                   warned.map({ $0.duration(to: now) >= heldBackWarning }) ?? true {
+                    warned = now
+                    let holders = (try? await probe.holdingBack()) ?? []
+                    logger.warning("reading the log is held back by an open transaction", metadata: [
+                        "es.held_back_seconds": "\(since.duration(to: now).components.seconds)",
+                        "es.held_back_by": "\(holders.isEmpty ? "(the transaction has no session to show)" : holders.joined(separator: "; "))",
+                    ])
+                }
                 try await Task.sleep(for: .milliseconds(20))
                 continue
             }
             if let since = heldSince {
                 heldBackSeconds.recordInterval(since.duration(to: .now))
                 heldSince = nil
+                warned = nil
             }
             try await onIdle()
             await signal.wait(after: generation, timeout: pollInterval)
