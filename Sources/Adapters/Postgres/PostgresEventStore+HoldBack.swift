@@ -3,13 +3,15 @@ import Events
 
 extension PostgresEventStore: HoldBackProbe {
     /// The horizon is the server's: any database's transaction with an id holds it, and so does
-    /// a prepared (two-phase) transaction, which no session shows.
+    /// a prepared (two-phase) transaction, which no session shows. Every role sees each session's
+    /// pid, database and transaction id; its state and age only for its own role's sessions
+    /// (else `?`), unless it has pg_read_all_stats.
     public func holdingBack() async throws -> [String] {
         let rows = try await client.query("""
             SELECT description FROM (
                 SELECT age(backend_xid) AS age, format('pid %s in database %s (%s, %s, open %s s)', pid, coalesce(datname, '?'),
-                       coalesce(nullif(application_name, ''), client_addr::text, 'local'), coalesce(state, '?'),
-                       floor(extract(epoch FROM now() - xact_start))) AS description
+                       coalesce(nullif(application_name, ''), host(client_addr), '?'), coalesce(state, '?'),
+                       coalesce(floor(extract(epoch FROM now() - xact_start))::text, '?')) AS description
                 FROM pg_stat_activity WHERE backend_xid IS NOT NULL
                 UNION ALL
                 SELECT age(transaction), format('prepared transaction %L in database %s (since %s)', gid, database, prepared)

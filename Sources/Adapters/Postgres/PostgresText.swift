@@ -20,6 +20,13 @@ public enum PostgresText {
 
     static func startsWithMarker(_ text: String) -> Bool { text.unicodeScalars.first == marker }
 
+    /// A float8 as Postgres reads it back exactly: Swift's shortest round-trip digits, and
+    /// `NaN`, `Infinity` and `-Infinity` as Postgres spells them (Swift writes `nan` and `inf`).
+    static func float8(_ number: Double) -> String {
+        if number.isFinite { return "\(number)" }
+        return number.isNaN ? "NaN" : number > 0 ? "Infinity" : "-Infinity"
+    }
+
     /// The form to store.
     public static func encode(_ text: String) -> String {
         guard text.utf8.contains(0) || startsWithMarker(text) else { return text }

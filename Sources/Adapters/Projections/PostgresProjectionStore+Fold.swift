@@ -194,14 +194,11 @@ struct RowFolder<P: FoldingPostgresProjection>: Sendable {
                     continue
                 case .text(let text): value.append(contentsOf: PostgresText.encode(text).utf8)
                 case .int(let number): value.append(contentsOf: String(number).utf8)
-                case .double(let number):
-                    value.append(contentsOf: (number.isNaN ? "NaN" : number.isInfinite ? (number > 0 ? "Infinity" : "-Infinity") : "\(number)").utf8)
+                case .double(let number): value.append(contentsOf: PostgresText.float8(number).utf8)
                 case .bool(let flag): value.append(flag ? UInt8(ascii: "t") : UInt8(ascii: "f"))
                 case .uuid(let id): value.append(contentsOf: id.uuidString.utf8)
                 case .json(let data): value.append(contentsOf: PostgresText.encodeJSON(data))
-                case .timestamp(let date):
-                    RowFolderTimestamp.write(date, to: &value)
-                    value.removeAll { $0 == UInt8(ascii: "\"") }
+                case .timestamp(let date): RowFolderTimestamp.write(date, to: &value, quoted: false)
                 }
                 for byte in value {
                     switch byte {
@@ -247,7 +244,8 @@ struct RowFolder<P: FoldingPostgresProjection>: Sendable {
         case .text(let text): string(PostgresText.encode(text), to: &out)
         case .int(let number): out.append(contentsOf: String(number).utf8)
         case .double(let number):
-            if number.isFinite { out.append(contentsOf: "\(number)".utf8) } else { string(number.isNaN ? "NaN" : number > 0 ? "Infinity" : "-Infinity", to: &out) }
+            // JSON has no NaN or Infinity: those go as strings, which Postgres reads back as float8.
+            if number.isFinite { out.append(contentsOf: PostgresText.float8(number).utf8) } else { string(PostgresText.float8(number), to: &out) }
         case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
         case .uuid(let id): string(id.uuidString, to: &out)
         case .json(let data): out.append(contentsOf: PostgresText.encodeJSON(data))
@@ -278,8 +276,9 @@ struct RowFolder<P: FoldingPostgresProjection>: Sendable {
 /// statements).
 enum RowFolderTimestamp {
     /// As PostgresNIO binds a Date: whole microseconds since 2000-01-01, truncated. Written
-    /// digit by digit (`YYYY-MM-DD HH:MM:SS.ffffff+00`).
-    static func write(_ date: Date, to out: inout [UInt8]) {
+    /// digit by digit (`YYYY-MM-DD HH:MM:SS.ffffff+00`), as a JSON string unless `quoted` is false
+    /// (COPY text, an SQL literal's body).
+    static func write(_ date: Date, to out: inout [UInt8], quoted: Bool = true) {
         let micros = Int64(date.timeIntervalSince(Date(timeIntervalSince1970: 946_684_800)) * 1_000_000) + 946_684_800_000_000
         var seconds = micros / 1_000_000
         var fraction = micros % 1_000_000
@@ -300,7 +299,7 @@ enum RowFolderTimestamp {
                 divisor /= 10
             }
         }
-        out.append(UInt8(ascii: "\""))
+        if quoted { out.append(UInt8(ascii: "\"")) }
         digits(Int64(parts.tm_year) + 1900, 4)
         out.append(UInt8(ascii: "-"))
         digits(Int64(parts.tm_mon) + 1, 2)
@@ -314,6 +313,7 @@ enum RowFolderTimestamp {
         digits(Int64(parts.tm_sec), 2)
         out.append(UInt8(ascii: "."))
         digits(fraction, 6)
-        out.append(contentsOf: "+00\"".utf8)
+        out.append(contentsOf: "+00".utf8)
+        if quoted { out.append(UInt8(ascii: "\"")) }
     }
 }

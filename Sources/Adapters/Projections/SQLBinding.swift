@@ -127,17 +127,14 @@ extension SQLStatement {
         switch value {
         case .text(let text): return quoted(PostgresText.encode(text)) + "::text"
         case .int(let number): return "'\(number)'::int8"
-        case .double(let number):
-            let text = number.isNaN ? "NaN" : number.isInfinite ? (number > 0 ? "Infinity" : "-Infinity") : "\(number)"
-            return "'\(text)'::float8"
+        case .double(let number): return "'\(PostgresText.float8(number))'::float8"
         case .bool(let flag): return flag ? "true" : "false"
         case .uuid(let id): return "'\(id.uuidString)'::uuid"
         case .json(let data): return quoted(String(decoding: PostgresText.encodeJSON(data), as: UTF8.self)) + "::text"
         case .timestamp(let date):
             var bytes: [UInt8] = []
-            RowFolderTimestamp.write(date, to: &bytes)
-            // Written as a JSON string: without its quotes.
-            return "'" + String(decoding: bytes.filter { $0 != UInt8(ascii: "\"") }, as: UTF8.self) + "'::timestamptz"
+            RowFolderTimestamp.write(date, to: &bytes, quoted: false)
+            return "'" + String(decoding: bytes, as: UTF8.self) + "'::timestamptz"
         case .null: return "NULL"
         }
     }
