@@ -23,7 +23,8 @@ public struct EventFollower: Sendable {
 
     public init(
         store: any EventStore, signal: AppendSignal, batchSize: Int = 500, catchUpBatchSize: Int? = nil,
-        pollInterval: Duration = .milliseconds(500), heldBackWarning: Duration = .seconds(30), metrics: any MetricsFactory = NOOPMetricsHandler.instance, logger: Logger = Logger(label: "chronicle.follower")
+        pollInterval: Duration = .milliseconds(500), heldBackWarning: Duration = .seconds(30),
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance, logger: Logger = Logger(label: "chronicle.follower")
     ) {
         self.store = store
         self.signal = signal
