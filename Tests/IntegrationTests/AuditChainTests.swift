@@ -205,7 +205,8 @@ import Testing
         }
     }
 
-    static func url(_ s: PostgresSettings) -> String { "postgres://\(s.username)@\(s.host):\(s.port)/\(s.database)?sslmode=disable"
+    static func url(_ s: PostgresSettings) -> String {
+        "postgres://\(s.username)@\(s.host):\(s.port)/\(s.database)?sslmode=disable"
     }
 
     /// Existing databases: migration 0006 chains the events stored before it.
