@@ -46,34 +46,6 @@ import Testing
         #expect(collector.batches.withLock { $0 } >= 3)  // 25 events in batches of at most 10
     }
 
-    /// Behind the log (a full page), pages grow to the catch-up size; the first page that is not
-    /// full brings them back.
-    @Test func behindTheLogPagesGrowToTheCatchUpSizeUntilOneIsNotFull() async throws {
-        let store = InMemoryEventStore()
-        for n in 0..<100 { _ = try await store.append(to: "s-\(n % 7)", expected: .any, events: [Self.event(n)]) }
-        let sizes = Mutex<[Int]>([])
-        let collector = Collector()
-        let follower = EventFollower(store: store, signal: store.signal, batchSize: 10, catchUpBatchSize: 25, pollInterval: .seconds(60))
-        let task = Task {
-            try await follower.follow(from: .start) { batch in
-                sizes.withLock { $0.append(batch.count) }
-                collector.add(batch)
-            }
-        }
-        try await collector.waitFor(100)
-        // Live again: 30 events appended at once come in pages of 10, then 25 once one was full.
-        for n in 100..<130 { _ = try await store.append(to: "s-live", expected: .any, events: [Self.event(n)]) }
-        try await collector.waitFor(130)
-        task.cancel()
-        _ = await task.result
-        let seen = sizes.withLock { $0 }
-        #expect(Array(seen.prefix(5)) == [10, 25, 25, 25, 15], "\(seen)")
-        #expect(seen.reduce(0, +) == 130)
-        #expect(seen.dropFirst(5).allSatisfy { $0 <= 25 })
-        #expect(seen.dropFirst(5).first.map { $0 <= 10 } ?? false, "a page after a short one is back to 10: \(seen)")
-        #expect(collector.events.withLock { $0.map(\.checkpoint) } == collector.events.withLock { $0.map(\.checkpoint) }.sorted())
-    }
-
     @Test func startsAfterTheGivenCheckpoint() async throws {
         let store = InMemoryEventStore()
         var checkpoints: [Checkpoint] = []

@@ -28,11 +28,6 @@ public struct PostgresProjectionStore<P: PostgresProjection>: ProjectionStore {
     /// short.
     public var batchSize: Int { projection.batchSize ?? (projection is any FoldingPostgresProjection ? 2_000 : 500) }
 
-    /// Behind the log, a folded projection reads pages of 5,000, as its rebuild does: the same
-    /// few statements per batch whatever its size (agents_by_owner caught up 300,000 events at
-    /// 46,000 and 54,000 events/s against 31,000 and 46,000 with pages of 2,000, two runs each).
-    public var catchUpBatchSize: Int { projection.batchSize ?? (projection is any FoldingPostgresProjection ? 5_000 : 500) }
-
     /// A folded projection's events are applied by the fold, per batch (`RowFolder`): no
     /// statements per event, and an event the fold refuses fails its batch, which the runner then
     /// applies one event at a time to park it.

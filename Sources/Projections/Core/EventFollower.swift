@@ -12,8 +12,6 @@ public struct EventFollower: Sendable {
     public let store: any EventStore
     public let signal: AppendSignal
     public let batchSize: Int
-    /// The page size after a full page: while behind the log.
-    public let catchUpBatchSize: Int
     public let pollInterval: Duration
     /// How long the reader may wait behind an open transaction before it warns (and again after
     /// each further such while, for as long as it waits).
@@ -22,14 +20,13 @@ public struct EventFollower: Sendable {
     let logger: Logger
 
     public init(
-        store: any EventStore, signal: AppendSignal, batchSize: Int = 500, catchUpBatchSize: Int? = nil,
-        pollInterval: Duration = .milliseconds(500), heldBackWarning: Duration = .seconds(30),
-        metrics: any MetricsFactory = NOOPMetricsHandler.instance, logger: Logger = Logger(label: "chronicle.follower")
+        store: any EventStore, signal: AppendSignal, batchSize: Int = 500, pollInterval: Duration = .milliseconds(500),
+        heldBackWarning: Duration = .seconds(30), metrics: any MetricsFactory = NOOPMetricsHandler.instance,
+        logger: Logger = Logger(label: "chronicle.follower")
     ) {
         self.store = store
         self.signal = signal
         self.batchSize = batchSize
-        self.catchUpBatchSize = max(batchSize, catchUpBatchSize ?? batchSize)
         self.pollInterval = pollInterval
         self.heldBackWarning = heldBackWarning
         self.heldBackSeconds = Metrics.Timer(
@@ -57,13 +54,11 @@ public struct EventFollower: Sendable {
         prepare: @escaping @Sendable ([RecordedEvent]) async -> Prepared,
         _ handle: @Sendable ([RecordedEvent], Prepared) async throws -> Void
     ) async throws {
-        let store = self.store, batchSize = self.batchSize, catchUpBatchSize = self.catchUpBatchSize
-        @Sendable func page(after checkpoint: Checkpoint, limit: Int) async throws -> ([RecordedEvent], Prepared) {
-            let batch = try await store.readAll(after: checkpoint, limit: limit)
+        let store = self.store, batchSize = self.batchSize
+        @Sendable func page(after checkpoint: Checkpoint) async throws -> ([RecordedEvent], Prepared) {
+            let batch = try await store.readAll(after: checkpoint, limit: batchSize)
             return (batch, await prepare(batch))
         }
-        // A full page means the follower is behind: the next pages are larger until one is not full.
-        var limit = batchSize
         var checkpoint = start
         var heldSince: ContinuousClock.Instant?
         var warned: ContinuousClock.Instant?
@@ -74,16 +69,13 @@ public struct EventFollower: Sendable {
             if let ready = prefetched {
                 (batch, prepared) = ready
             } else {
-                (batch, prepared) = try await page(after: checkpoint, limit: limit)
+                (batch, prepared) = try await page(after: checkpoint)
             }
             prefetched = nil
-            let full = batch.count == limit
-            limit = full ? catchUpBatchSize : batchSize
             if let last = batch.last {
-                if full {
+                if batch.count == batchSize {
                     // Behind the log: read and prepare the next page while this one is handled.
-                    let nextLimit = limit
-                    async let next = page(after: last.checkpoint, limit: nextLimit)
+                    async let next = page(after: last.checkpoint)
                     try await handle(batch, prepared)
                     checkpoint = last.checkpoint
                     prefetched = try await next

@@ -11,11 +11,6 @@ public protocol ProjectionStore: Sendable {
     /// transaction holds back every reader of the log on its server while it is open, so a store
     /// whose batch costs a statement per event keeps it small.
     var batchSize: Int { get }
-    /// Events per batch while the runner is behind (its last page came back full): fewer, larger
-    /// transactions catch up faster where a batch costs a few statements whatever its size. Each
-    /// holds back the log's readers for longer, so a store whose batch costs a statement per
-    /// event keeps `batchSize`.
-    var catchUpBatchSize: Int { get }
     /// Creates what the read model needs (tables, checkpoint row); safe to call again.
     func prepareStorage() async throws
     /// The checkpoint of the last applied event, as this store records it.
@@ -48,7 +43,6 @@ public protocol ProjectionStore: Sendable {
 
 extension ProjectionStore {
     public var batchSize: Int { 500 }
-    public var catchUpBatchSize: Int { batchSize }
     public func prepare(_ events: [RecordedEvent]) async -> (any Sendable)? { nil }
     public func apply(_ steps: [ProjectionStep<Writes>], prepared: (any Sendable)?, after: Checkpoint, through: Checkpoint, epoch: Int64) async throws {
         try await apply(steps, after: after, through: through, epoch: epoch)

@@ -18,7 +18,6 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
     let parking: any ParkedEventStore
     let maxAttempts: Int
     let batchSize: Int
-    let catchUpBatchSize: Int
     let standbyInterval: Duration
     let pollInterval: Duration
     let logger: Logger
@@ -37,8 +36,6 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
         self.parking = parking
         self.maxAttempts = max(1, maxAttempts)
         self.batchSize = max(1, batchSize ?? store.batchSize)
-        // A batch size given here is the size, behind the log or not.
-        self.catchUpBatchSize = batchSize == nil ? max(self.batchSize, store.catchUpBatchSize) : self.batchSize
         self.standbyInterval = standbyInterval
         self.pollInterval = pollInterval
         self.metrics = ProjectorMetrics(projector: store.projectorName, alias: lagAlsoReportedAs, factory: metrics)
@@ -83,8 +80,7 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
         }
         let start = try await store.checkpoint()
         let held = HeldStreams(try await parking.heldStreams(projector: name))
-        let follower = EventFollower(
-            store: events, signal: signal, batchSize: batchSize, catchUpBatchSize: catchUpBatchSize, pollInterval: pollInterval, logger: logger)
+        let follower = EventFollower(store: events, signal: signal, batchSize: batchSize, pollInterval: pollInterval, logger: logger)
         let applied = Mutex(start)
         let store = self.store
         try await follower.follow(from: start, onIdle: {
@@ -106,7 +102,7 @@ public struct ProjectorRunner<Store: ProjectionStore>: Service {
             metrics.record(steps)
             // Behind the log: count how far, at most every few seconds (a count on every batch
             // would cost more than the batch during a catch-up).
-            if batch.count >= batchSize, metrics.lagSampleDue(), let probe = events as? any LagProbe,
+            if batch.count == batchSize, metrics.lagSampleDue(), let probe = events as? any LagProbe,
                 let behind = try? await probe.eventsAfter(through, cap: 1_000_000)
             {
                 metrics.recordLag(events: behind)
