@@ -96,7 +96,7 @@ public struct EventFollower: Sendable {
                     let holders = (try? await probe.holdingBack()) ?? []
                     logger.warning("reading the log is held back by an open transaction", metadata: [
                         "es.held_back_seconds": "\(since.duration(to: now).components.seconds)",
-                        "es.held_back_by": "\(holders.isEmpty ? "(the transaction has no session to show)" : holders.joined(separator: "; "))",
+                        "es.held_back_by": "\(holders.isEmpty ? "(none could be named: it may have just ended)" : holders.joined(separator: "; "))",
                     ])
                 }
                 try await Task.sleep(for: .milliseconds(20))
