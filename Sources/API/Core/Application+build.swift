@@ -79,7 +79,7 @@ public func buildRouter(_ dependencies: AppDependencies) -> Router<ChronicleRequ
     router.add(middleware: CORSMiddleware(origins: dependencies.identity?.corsOrigins ?? []))
     // Metrics outside the problem mapping, so they record the status the client gets (a domain
     // error is a 4xx there, not the 500 an unmapped error would count as).
-    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: RequestMetricsMiddleware())
     router.add(middleware: ProblemMiddleware())
     HealthController(checks: dependencies.healthChecks, registry: dependencies.registry, readiness: dependencies.readiness)
         .addRoutes(to: router)

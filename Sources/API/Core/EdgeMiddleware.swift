@@ -1,3 +1,4 @@
+import Commands
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -16,7 +17,7 @@ public struct RequestIDMiddleware: RouterMiddleware {
         let given = request.headers[Self.header].flatMap { id in
             (1...200).contains(id.count) && id.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F } ? id : nil
         }
-        let id = given ?? UUID().uuidString.lowercased()
+        let id = given ?? UUID.random().uuidString.lowercased()
         context.requestID = id
         context.logger[metadataKey: "http.request.id"] = "\(id)"
         var response = try await respond(request, context, next)

@@ -84,7 +84,7 @@ extension CommandContext {
             throw Problem(.badRequest, code: "request.invalid_idempotency_key", detail: "Idempotency-Key must be 1 to 200 characters on one line")
         }
         return CommandContext(
-            commandID: key ?? UUID().uuidString.lowercased(), userID: principal.userID, tenantID: principal.tenantID,
+            commandID: key ?? UUID.random().uuidString.lowercased(), userID: principal.userID, tenantID: principal.tenantID,
             correlationID: context.requestID)
     }
 

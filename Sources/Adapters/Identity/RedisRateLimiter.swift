@@ -52,7 +52,7 @@ public struct RedisRateLimiter: RateLimiter {
 
     public func check(_ limits: [RateLimit]) async throws -> RateDecision {
         guard !limits.isEmpty else { return RateDecision(allowed: true, limit: 0, remaining: 0, resetSeconds: 0, retryAfterSeconds: 0) }
-        var args = [UUID().uuidString]
+        var args = [UUID.random().uuidString]
         for limit in limits { args += [String(limit.limit), String(Self.milliseconds(limit.window))] }
         let reply = try await redis.eval(Self.script, keys: limits.map { prefix + $0.key }, args: args)
         guard let values = reply.array?.compactMap(\.integer), values.count == 2 + 2 * limits.count else {

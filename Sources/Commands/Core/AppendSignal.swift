@@ -28,7 +28,7 @@ public final class AppendSignal: Sendable {
 
     /// Returns when the generation moves past `generation`, after `timeout`, or on cancellation.
     public func wait(after generation: UInt64, timeout: Duration) async {
-        let id = UUID()
+        let id = UUID.random()
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await withTaskCancellationHandler {

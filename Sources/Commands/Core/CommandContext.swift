@@ -13,7 +13,7 @@ public struct CommandContext: Sendable {
     public var now: Date
 
     public init(
-        commandID: String = UUID().uuidString.lowercased(), userID: String? = nil, tenantID: String? = nil,
+        commandID: String = UUID.random().uuidString.lowercased(), userID: String? = nil, tenantID: String? = nil,
         correlationID: String? = nil, causationID: String? = nil, now: Date = Date()
     ) {
         self.commandID = commandID
