@@ -143,7 +143,30 @@ import Testing
         let (state, version) = try await CommandHandler<AgentDecider>(store: counting, snapshots: snapshots, policy: policy)
             .load(Self.stream(id).description)
         #expect(version == 4 && state.instructions == "c")
-        #expect(await counting.readFromVersions == [5])
+        // The first `interval` (2) events are read before the snapshot is asked for; then only the
+        // events after the snapshot.
+        #expect(await counting.readFromVersions == [1, 5])
+    }
+
+    @Test func aStreamShorterThanItsSnapshotIntervalIsReadWithoutAskingForASnapshot() async throws {
+        let inner = InMemoryEventStore()
+        let snapshots = CountingSnapshotStore()
+        let policy = SnapshotPolicy(every: [AgentDecider.category: 50])
+        let id = UUID()
+        _ = try await CommandHandler<AgentDecider>(store: inner).handle(Self.create(id), on: Self.stream(id), context: CommandContext())
+        for text in ["a", "b"] {
+            let change = AgentDecider.Command.changeInstructions(ChangeAgentInstructions(agentID: id, instructions: text, now: Date()))
+            _ = try await CommandHandler<AgentDecider>(store: inner).handle(change, on: Self.stream(id), context: CommandContext())
+        }
+        let counting = InterferingStore(inner: inner, interferences: 0) {}
+        let (state, version) = try await CommandHandler<AgentDecider>(store: counting, snapshots: snapshots, policy: policy)
+            .load(Self.stream(id).description)
+        #expect(version == 3 && state.instructions == "b")
+        #expect(await counting.readFromVersions == [1])
+        #expect(await snapshots.asked == 0)
+        // Without an interval for the stream in its policy, a handler still asks.
+        _ = try await CommandHandler<AgentDecider>(store: inner, snapshots: snapshots).load(Self.stream(id).description)
+        #expect(await snapshots.asked == 1)
     }
 
     @Test func aSnapshotOfAnotherStateVersionIsIgnored() async throws {
@@ -250,5 +273,20 @@ extension CommandHandlerTests {
             _ = try await kept.handle(Self.create(other), on: Self.stream(other), context: CommandContext(commandID: "c-\(other)", userID: "user-1"))
         }
         #expect(memo.kept(Self.stream(id).description) == nil)
+    }
+}
+
+/// An in-memory snapshot store that counts how often it is asked for a stream's latest snapshot.
+actor CountingSnapshotStore: SnapshotStore {
+    let inner = InMemorySnapshotStore()
+    var asked = 0
+
+    func latest(_ streamID: String) async throws -> Snapshot? {
+        asked += 1
+        return await inner.latest(streamID)
+    }
+
+    func save(_ snapshot: Snapshot) async throws {
+        await inner.save(snapshot)
     }
 }

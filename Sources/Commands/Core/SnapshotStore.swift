@@ -31,6 +31,16 @@ public struct SnapshotPolicy: Sendable {
 
     public static let never = SnapshotPolicy()
 
+    /// The interval of the stream's category (the stream id's prefix before `-`), if it has one:
+    /// no stream shorter than this has a snapshot under this policy.
+    public func interval(of stream: String) -> Int? {
+        var shortest: Int64?
+        for (category, interval) in every where interval > 0 && stream.hasPrefix(category + "-") {
+            shortest = min(shortest ?? interval, interval)
+        }
+        return shortest.map { Int(min($0, Int64(Int.max))) }
+    }
+
     /// True when the append moved the stream across a multiple of the category's interval.
     public func shouldSnapshot(category: String, from oldVersion: Int64, to newVersion: Int64) -> Bool {
         guard let interval = every[category], interval > 0 else { return false }
