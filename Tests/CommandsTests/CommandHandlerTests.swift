@@ -148,6 +148,26 @@ import Testing
         #expect(await counting.readFromVersions == [1, 5])
     }
 
+    @Test func theRepeatCheckAndTheFirstReadAreOneCallAndARepeatStillAnswersAsTheFirst() async throws {
+        let inner = InMemoryEventStore()
+        let store = InterferingStore(inner: inner, interferences: 0) {}
+        let handler = CommandHandler<AgentDecider>(store: store, snapshots: CountingSnapshotStore(), policy: SnapshotPolicy(every: [AgentDecider.category: 50]))
+        let id = UUID()
+        let context = CommandContext(commandID: "create-once", userID: "user-1")
+        let first = try await handler.handle(Self.create(id), on: Self.stream(id), context: context)
+        #expect(await store.combinedReadFromVersions == [1])
+        #expect(await store.readFromVersions.isEmpty)
+        let again = try await handler.handle(Self.create(id), on: Self.stream(id), context: context)
+        #expect(again.duplicate && again.streamVersion == first.streamVersion && again.append?.positions == first.append?.positions)
+        #expect(await store.appendAttempts == 1)
+        // A change reads on from the first event in the same call, and appends once.
+        let change = AgentDecider.Command.changeInstructions(ChangeAgentInstructions(agentID: id, instructions: "x", now: Date()))
+        let changed = try await handler.handle(change, on: Self.stream(id), context: CommandContext(commandID: "change", userID: "user-1"))
+        #expect(changed.streamVersion == 2 && changed.state.instructions == "x")
+        #expect(await store.combinedReadFromVersions == [1, 1, 1])
+        #expect(await store.appendAttempts == 2)
+    }
+
     @Test func aStreamShorterThanItsSnapshotIntervalIsReadWithoutAskingForASnapshot() async throws {
         let inner = InMemoryEventStore()
         let snapshots = CountingSnapshotStore()
@@ -220,6 +240,16 @@ actor InterferingStore: EventStore {
     }
 
     func priorAppend(firstEventID: UUID) async throws -> AppendResult? { await inner.priorAppend(firstEventID: firstEventID) }
+
+    /// The versions the combined repeat check and first read started from.
+    private(set) var combinedReadFromVersions: [Int64] = []
+
+    func priorAppendAndStream(firstEventID: UUID, stream: String, from version: Int64, limit: Int) async throws
+        -> (prior: AppendResult?, events: [RecordedEvent])
+    {
+        combinedReadFromVersions.append(version)
+        return (await inner.priorAppend(firstEventID: firstEventID), await inner.readStream(stream, from: version, direction: .forward, limit: limit))
+    }
 
     func streamVersion(_ streamID: String) async throws -> Int64 { await inner.streamVersion(streamID) }
 }

@@ -19,6 +19,7 @@ public enum EventStoreContract {
         "partlyRepeatedEventIDsAreAnIdempotencyMismatch": partlyRepeatedEventIDsAreAnIdempotencyMismatch,
         "readAllReturnsEverythingInCheckpointOrderAfterACheckpoint": readAllReturnsEverythingInCheckpointOrderAfterACheckpoint,
         "priorAppendFindsTheWholeBatchOfACommand": priorAppendFindsTheWholeBatchOfACommand,
+        "priorAppendAndStreamAnswerAsTheTwoReadsApart": priorAppendAndStreamAnswerAsTheTwoReadsApart,
         "metadataAndPayloadRoundTrip": metadataAndPayloadRoundTrip,
         "streamVersionOfAMissingStreamIsZero": streamVersionOfAMissingStreamIsZero,
         "streamVersionsReadsSeveralStreamsAtOnce": streamVersionsReadsSeveralStreamsAtOnce,
@@ -188,6 +189,27 @@ public enum EventStoreContract {
         try expect(prior?.streamVersion == 3 && prior?.duplicate == true, "prior append wrong version or not duplicate")
         let none = try await store.priorAppend(firstEventID: UUID())
         try expect(none == nil, "found a prior append for an unknown id")
+    }
+
+    static func priorAppendAndStreamAnswerAsTheTwoReadsApart(_ store: any EventStore) async throws {
+        let s = stream()
+        let metadata = EventMetadata(commandID: "cmd-\(UUID())")
+        let events = [event(1, metadata: metadata), event(2, metadata: metadata)]
+        _ = try await store.append(to: s, expected: .noStream, events: [event(0)])
+        let written = try await store.append(to: s, expected: .exact(1), events: events)
+        _ = try await store.append(to: s, expected: .exact(3), events: [event(3), event(4)])
+        for (from, limit) in [(1, 500), (2, 2), (6, 10)] as [(Int64, Int)] {
+            let both = try await store.priorAppendAndStream(firstEventID: events[0].eventID, stream: s, from: from, limit: limit)
+            try expect(both.prior?.positions == written.positions, "prior append \(String(describing: both.prior?.positions)) != \(written.positions)")
+            try expect(both.prior?.streamVersion == 3 && both.prior?.duplicate == true, "prior append wrong version or not duplicate")
+            let read = try await store.readStream(s, from: from, direction: .forward, limit: limit)
+            try expect(both.events.map(\.eventID) == read.map(\.eventID), "from \(from) limit \(limit) read \(both.events.map(\.streamVersion))")
+        }
+        let fresh = try await store.priorAppendAndStream(firstEventID: UUID(), stream: stream(), from: 1, limit: 500)
+        try expect(fresh.prior == nil && fresh.events.isEmpty, "a new command on a new stream found \(fresh)")
+        // The prior append of another stream's command is found whatever stream is read.
+        let elsewhere = try await store.priorAppendAndStream(firstEventID: events[0].eventID, stream: stream(), from: 1, limit: 500)
+        try expect(elsewhere.prior?.streamID == s && elsewhere.events.isEmpty, "another stream's command came back as \(elsewhere)")
     }
 
     static func metadataAndPayloadRoundTrip(_ store: any EventStore) async throws {

@@ -88,6 +88,23 @@ public struct PostgresEventStore: EventStore, CorrelationReader {
             """
     }
 
+    /// `PriorAppend` and `ReadStreamForward` in one round trip: the prior append's rows (part 0,
+    /// in log order), then the stream's page (part 1, in version order). $1 the command's first
+    /// event id, $2 the stream, $3 the first version, $4 the page's size.
+    enum PriorAppendAndStream: PreparedSQL {
+        static let sql = """
+            WITH first AS (SELECT stream_id, transaction_id, metadata->>'command_id' AS command_id
+                           FROM events WHERE event_id = $1),
+            prior AS (SELECT \(columns(of: "e")), 0 AS part FROM events e JOIN first f
+                        ON e.stream_id = f.stream_id AND e.transaction_id = f.transaction_id
+                       AND e.metadata->>'command_id' IS NOT DISTINCT FROM f.command_id),
+            page AS (SELECT \(columns), 1 AS part FROM events WHERE stream_id = $2 AND stream_version >= $3
+                     ORDER BY events.stream_version LIMIT $4)
+            SELECT * FROM (SELECT * FROM prior UNION ALL SELECT * FROM page) command
+            ORDER BY part, CASE part WHEN 0 THEN global_position ELSE stream_version END
+            """
+    }
+
     public func append(to streamID: String, expected: ExpectedVersion, events: [NewEvent]) async throws -> AppendResult {
         precondition(!events.isEmpty, "append needs at least one event")
         // `.any` and `.streamExists` promise no version, so losing a race for the next version
@@ -218,6 +235,29 @@ public struct PostgresEventStore: EventStore, CorrelationReader {
         return false
     }
 
+    public func priorAppendAndStream(firstEventID: UUID, stream: String, from version: Int64, limit: Int) async throws
+        -> (prior: AppendResult?, events: [RecordedEvent])
+    {
+        var prior: [RecordedEvent] = []
+        var page: [RecordedEvent] = []
+        do {
+            let rows = try await client.execute(Prepared<PriorAppendAndStream> {
+                $0.append(firstEventID)
+                $0.append(stream)
+                $0.append(version)
+                $0.append(Int64(limit))
+            }, logger: logger)
+            for try await row in rows {
+                var cells = row.makeIterator()
+                let event = try Self.event(&cells)
+                if try Self.int32(Self.next(&cells)) == 0 { prior.append(event) } else { page.append(event) }
+            }
+        } catch {
+            throw unavailable(error)
+        }
+        return (prior.isEmpty ? nil : Self.result(of: prior, duplicate: true), page)
+    }
+
     public func priorAppend(firstEventID: UUID) async throws -> AppendResult? {
         // All events of one command share its append's transaction and its command id.
         let events = try await fetch(Prepared<PriorAppend> { $0.append(firstEventID) })
@@ -302,16 +342,21 @@ public struct PostgresEventStore: EventStore, CorrelationReader {
         // captured by a local function, whose box was checked for exclusive access on every cell.
         for try await row in rows {
             var cells = row.makeIterator()
-            let position = try int64(next(&cells)), stream = try text(next(&cells)), version = try int64(next(&cells))
-            let id = try uuid(next(&cells)), type = try text(next(&cells)), schema = try int32(next(&cells))
-            let data = try jsonb(next(&cells)), metadata = try jsonb(next(&cells))
-            let recordedAt = try timestamp(next(&cells)), transaction = try xid8(next(&cells))
-            events.append(RecordedEvent(
-                streamID: stream, streamVersion: version, checkpoint: Checkpoint(transactionID: transaction, position: position),
-                eventID: id, eventType: type, schemaVersion: Int(schema), data: PostgresText.decodeJSON(data),
-                metadata: EventMetadataParser.parse(metadata), recordedAt: recordedAt))
+            events.append(try event(&cells))
         }
         return events
+    }
+
+    /// The event in the row's first ten cells, in `columns`' order.
+    private static func event(_ cells: inout PostgresRow.Iterator) throws -> RecordedEvent {
+        let position = try int64(next(&cells)), stream = try text(next(&cells)), version = try int64(next(&cells))
+        let id = try uuid(next(&cells)), type = try text(next(&cells)), schema = try int32(next(&cells))
+        let data = try jsonb(next(&cells)), metadata = try jsonb(next(&cells))
+        let recordedAt = try timestamp(next(&cells)), transaction = try xid8(next(&cells))
+        return RecordedEvent(
+            streamID: stream, streamVersion: version, checkpoint: Checkpoint(transactionID: transaction, position: position),
+            eventID: id, eventType: type, schemaVersion: Int(schema), data: PostgresText.decodeJSON(data),
+            metadata: EventMetadataParser.parse(metadata), recordedAt: recordedAt)
     }
 
     private static func next(_ cells: inout PostgresRow.Iterator) throws -> ByteBuffer {

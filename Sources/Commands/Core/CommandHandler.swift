@@ -72,9 +72,19 @@ public struct CommandHandler<D: Decider>: Sendable {
         _ command: D.Command, on streamID: StreamID, context: CommandContext, ifMatch: Int64?
     ) async throws -> CommandResult<D.State> {
         let stream = streamID.description
-        if let earlier = try await earlierResult(of: context, on: stream) { return earlier }
-        for _ in 1...maxAttempts {
-            let (state, version) = try await load(stream)
+        // The repeat check and the load's first read share one round trip where the load knows
+        // its first read before it starts (every load but one from a snapshot it must ask for).
+        let start = start(of: stream)
+        var first: [RecordedEvent]?
+        if let read = firstRead(from: start) {
+            let (prior, page) = try await store.priorAppendAndStream(firstEventID: context.eventID(0), stream: stream, from: read.0, limit: read.1)
+            if let prior { return try await earlierResult(prior, on: stream) }
+            first = page
+        } else if let earlier = try await earlierResult(of: context, on: stream) {
+            return earlier
+        }
+        for attempt in 1...maxAttempts {
+            let (state, version) = attempt == 1 ? try await load(stream, from: start, first: first) : try await load(stream)
             if let ifMatch, ifMatch != version {
                 throw CommandHandlerError.preconditionFailed(expected: ifMatch, actual: version)
             }
@@ -116,28 +126,73 @@ public struct CommandHandler<D: Decider>: Sendable {
     /// What this command appended before, if it did: a repeat appends nothing and gets this.
     private func earlierResult(of context: CommandContext, on stream: String) async throws -> CommandResult<D.State>? {
         guard let prior = try await store.priorAppend(firstEventID: context.eventID(0)) else { return nil }
+        return try await earlierResult(prior, on: stream)
+    }
+
+    private func earlierResult(_ prior: AppendResult, on stream: String) async throws -> CommandResult<D.State> {
         guard prior.streamID == stream else { throw CommandHandlerError.idempotencyKeyReused }
         let (state, version) = try await load(stream)
         return CommandResult(state: state, streamVersion: version, append: prior)
     }
 
+    /// Where a load starts.
+    enum Start {
+        /// The state this process kept at a version: read what came after it.
+        case kept(D.State, Int64)
+        /// The stream's first `interval` events, read whole when there are fewer: under the policy
+        /// such a stream has no snapshot, so only a longer one asks for it.
+        case probe(interval: Int)
+        /// The latest usable snapshot, if any (a store of them, but no interval for the stream).
+        case snapshot
+        /// The first event.
+        case beginning
+    }
+
+    static var pageSize: Int { 500 }
+
+    func start(of stream: String) -> Start {
+        if let kept = memo?.kept(stream) { return .kept(kept.0, kept.1) }
+        guard snapshots != nil else { return .beginning }
+        if let interval = policy.interval(of: stream) { return .probe(interval: interval) }
+        return .snapshot
+    }
+
+    /// The load's first read (from version, limit), if it is known before the load starts.
+    func firstRead(from start: Start) -> (Int64, Int)? {
+        switch start {
+        case .kept(_, let version): (version + 1, Self.pageSize)
+        case .probe(let interval): (1, interval)
+        case .snapshot: nil
+        case .beginning: (1, Self.pageSize)
+        }
+    }
+
     /// The state of a stream and its version, starting from the latest usable snapshot.
     public func load(_ stream: String) async throws -> (D.State, Int64) {
+        try await load(stream, from: start(of: stream), first: nil)
+    }
+
+    /// - Parameter first: the result of `firstRead(from: start)`, when the caller made it.
+    private func load(_ stream: String, from start: Start, first: [RecordedEvent]?) async throws -> (D.State, Int64) {
         var state = D.initialState
         var version: Int64 = 0
-        var start: Int64 = 0
-        if let kept = memo?.kept(stream) {
-            (state, version) = kept
-            start = version
-        } else if snapshots != nil, let interval = policy.interval(of: stream) {
-            // Under this policy a stream shorter than its interval has no snapshot: its first
-            // `interval` events are read before the snapshot is asked for, and only a stream at
-            // least that long asks. Most streams are short, and every command on one saves the
-            // snapshot store's round trip; a long stream pays one read of `interval` events.
-            let probe = try await store.readStream(stream, from: 1, direction: .forward, limit: interval)
+        var base: Int64 = 0
+        var first = first
+        func read(from version: Int64, limit: Int) async throws -> [RecordedEvent] {
+            if let page = first {
+                first = nil
+                return page
+            }
+            return try await store.readStream(stream, from: version, direction: .forward, limit: limit)
+        }
+        switch start {
+        case .kept(let kept, let at):
+            (state, version, base) = (kept, at, at)
+        case .probe(let interval):
+            let probe = try await read(from: 1, limit: interval)
             if probe.count == interval, let restored = try await restoreSnapshot(stream), restored.1 > (probe.last?.streamVersion ?? 0) {
                 (state, version) = restored
-                start = version
+                base = version
             } else {
                 (state, version) = try fold(probe, into: (state, version))
                 if probe.count < interval {
@@ -145,16 +200,19 @@ public struct CommandHandler<D: Decider>: Sendable {
                     return (state, version)
                 }
             }
-        } else if let restored = try await restoreSnapshot(stream) {
-            (state, version) = restored
-            start = version
+        case .snapshot:
+            if let restored = try await restoreSnapshot(stream) {
+                (state, version) = restored
+                base = version
+            }
+        case .beginning:
+            break
         }
-        let pageSize = 500
         while true {
-            let page = try await store.readStream(stream, from: version + 1, direction: .forward, limit: pageSize)
+            let page = try await read(from: version + 1, limit: Self.pageSize)
             (state, version) = try fold(page, into: (state, version))
-            if page.count < pageSize {
-                if version > start { memo?.keep(state, at: version, of: stream) }
+            if page.count < Self.pageSize {
+                if version > base { memo?.keep(state, at: version, of: stream) }
                 return (state, version)
             }
         }

@@ -70,9 +70,23 @@ public protocol EventStore: Sendable {
 
     /// The current versions of several streams at once (0 for one with no events).
     func streamVersions(_ streamIDs: [String]) async throws -> [String: Int64]
+
+    /// A command's two reads before it decides, in one: what it appended before (as
+    /// `priorAppend`) and the stream's events from `version` on, at most `limit` (as a forward
+    /// `readStream`).
+    func priorAppendAndStream(firstEventID: UUID, stream: String, from version: Int64, limit: Int) async throws
+        -> (prior: AppendResult?, events: [RecordedEvent])
 }
 
 extension EventStore {
+    /// The two reads one after the other; a store that can ask once overrides it.
+    public func priorAppendAndStream(firstEventID: UUID, stream: String, from version: Int64, limit: Int) async throws
+        -> (prior: AppendResult?, events: [RecordedEvent])
+    {
+        let prior = try await priorAppend(firstEventID: firstEventID)
+        return (prior, try await readStream(stream, from: version, direction: .forward, limit: limit))
+    }
+
     /// One `streamVersion` each; a store that can ask once overrides it.
     public func streamVersions(_ streamIDs: [String]) async throws -> [String: Int64] {
         var versions: [String: Int64] = [:]
