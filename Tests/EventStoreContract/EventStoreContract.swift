@@ -178,12 +178,17 @@ public enum EventStoreContract {
         try expect(paged.count == 3 && rest.count == 1, "paging read \(paged.count) then \(rest.count)")
     }
 
-    static func priorAppendFindsTheWholeBatchOfACommand(_ store: any EventStore) async throws {
+    /// A stream of one event, then a command's batch of two (versions 2 and 3).
+    static func commandBatch(_ store: any EventStore) async throws -> (stream: String, events: [NewEvent], written: AppendResult) {
         let s = stream()
         let metadata = EventMetadata(commandID: "cmd-\(UUID())")
         let events = [event(1, metadata: metadata), event(2, metadata: metadata)]
         _ = try await store.append(to: s, expected: .noStream, events: [event(0)])
-        let written = try await store.append(to: s, expected: .exact(1), events: events)
+        return (s, events, try await store.append(to: s, expected: .exact(1), events: events))
+    }
+
+    static func priorAppendFindsTheWholeBatchOfACommand(_ store: any EventStore) async throws {
+        let (_, events, written) = try await commandBatch(store)
         let prior = try await store.priorAppend(firstEventID: events[0].eventID)
         try expect(prior?.positions == written.positions, "prior append \(String(describing: prior?.positions)) != \(written.positions)")
         try expect(prior?.streamVersion == 3 && prior?.duplicate == true, "prior append wrong version or not duplicate")
@@ -192,11 +197,7 @@ public enum EventStoreContract {
     }
 
     static func priorAppendAndStreamAnswerAsTheTwoReadsApart(_ store: any EventStore) async throws {
-        let s = stream()
-        let metadata = EventMetadata(commandID: "cmd-\(UUID())")
-        let events = [event(1, metadata: metadata), event(2, metadata: metadata)]
-        _ = try await store.append(to: s, expected: .noStream, events: [event(0)])
-        let written = try await store.append(to: s, expected: .exact(1), events: events)
+        let (s, events, written) = try await commandBatch(store)
         _ = try await store.append(to: s, expected: .exact(3), events: [event(3), event(4)])
         for (from, limit) in [(1, 500), (2, 2), (6, 10)] as [(Int64, Int)] {
             let both = try await store.priorAppendAndStream(firstEventID: events[0].eventID, stream: s, from: from, limit: limit)

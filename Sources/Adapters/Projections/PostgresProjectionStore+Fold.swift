@@ -62,7 +62,6 @@ struct RowFolder<P: FoldingPostgresProjection>: Sendable {
             case (nil, false): break
             }
         }
-        let names = table.columns.map(\.name).joined(separator: ", ")
         // No conflict is possible: the lease (or the rebuild's own new generation) makes this the
         // only writer, and the rows were just read.
         if !inserted.isEmpty {
